@@ -1,0 +1,13 @@
+//! Bica: scheduled, encrypted PostgreSQL backups built from small binaries that talk through
+//! pipes.
+//!
+//! Each binary (`bica-dump`, `bica-pack`, `bica-seal`, `bica-prune`) is a thin `main` in `bins/`
+//! that hands its clap definition and its `run` function to [`cli::main`]. Everything else lives
+//! here so that tests and the man-page generator see exactly what the binaries see.
+
+pub mod cli;
+pub mod dump;
+pub mod io;
+pub mod pack;
+pub mod prune;
+pub mod seal;
