@@ -110,3 +110,11 @@ pub fn main<C: Parser>(name: &str, run: fn(C) -> anyhow::Result<()>) -> ExitCode
         }
     }
 }
+
+/// The parts of a man page that clap does not describe: generated into man/*.1 by
+/// `tests/man.rs` together with the clap definition, so flags and docs cannot drift.
+pub struct ManDoc {
+    pub examples: &'static [(&'static str, &'static str)], // (description, shell command)
+    pub exit_status: &'static [(u8, &'static str)],        // (code, meaning)
+    pub see_also: &'static [&'static str],                 // e.g. "bica-seal(1)"
+}

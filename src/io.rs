@@ -65,9 +65,11 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<String> {
         }
     }
     if s.is_empty() {
-        return Err(Fail::new(format!("{what} file {} is empty", path.display()))
-            .code(EXIT_USAGE)
-            .into());
+        return Err(
+            Fail::new(format!("{what} file {} is empty", path.display()))
+                .code(EXIT_USAGE)
+                .into(),
+        );
     }
     Ok(s)
 }

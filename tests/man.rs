@@ -1,0 +1,70 @@
+//! The man pages in man/ are generated from the same clap definitions the binaries parse, plus
+//! each tool's `DOC` (exit status, examples, see also). This test fails when a page is stale;
+//! `BICA_BLESS=1 cargo test --test man` rewrites them.
+
+use std::path::Path;
+
+use bica::cli::ManDoc;
+use clap::CommandFactory;
+use roff::{bold, roman, Roff};
+
+fn render(cmd: clap::Command, doc: &ManDoc) -> String {
+    let man = clap_mangen::Man::new(cmd).source(format!("bica {}", env!("CARGO_PKG_VERSION")));
+    let mut out = Vec::new();
+    man.render_title(&mut out).unwrap();
+    man.render_name_section(&mut out).unwrap();
+    man.render_synopsis_section(&mut out).unwrap();
+    man.render_description_section(&mut out).unwrap();
+    man.render_options_section(&mut out).unwrap();
+
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in doc.exit_status {
+        roff.control("TP", [])
+            .text([bold(code.to_string())])
+            .text([roman(*meaning)]);
+    }
+    roff.control("SH", ["EXAMPLES"]);
+    for (what, command) in doc.examples {
+        roff.control("PP", []).text([roman(*what)]);
+        roff.control("PP", [])
+            .control("RS", ["4"])
+            .control("nf", []);
+        for line in command.lines() {
+            roff.text([roman(line)]);
+        }
+        roff.control("fi", []).control("RE", []);
+    }
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text([roman(doc.see_also.join(", "))]);
+    out.extend(roff.render().into_bytes());
+    man.render_version_section(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn check(name: &str, cmd: clap::Command, doc: &ManDoc) {
+    let page = render(cmd, doc);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("man")
+        .join(format!("{name}.1"));
+    if std::env::var_os("BICA_BLESS").is_some() {
+        std::fs::write(&path, &page).unwrap();
+        return;
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == page,
+        "{} is stale: regenerate with `BICA_BLESS=1 cargo test --test man`",
+        path.display()
+    );
+    // Every page documents its exit codes and examples.
+    assert!(page.contains("EXIT STATUS") && page.contains("EXAMPLES"));
+}
+
+#[test]
+fn man_pages_are_current() {
+    check("bica-dump", bica::dump::Cli::command(), &bica::dump::DOC);
+    check("bica-pack", bica::pack::Cli::command(), &bica::pack::DOC);
+    check("bica-seal", bica::seal::Cli::command(), &bica::seal::DOC);
+    check("bica-prune", bica::prune::Cli::command(), &bica::prune::DOC);
+}
