@@ -35,6 +35,10 @@ Commands:
   backup [--prune]  make one archive now; --prune applies RETENTION_DAYS after a success
   prune [--dry-run] delete archives older than RETENTION_DAYS (never the newest KEEP_MIN)
   list              show the archives and what the next prune would delete
+  restore ARCHIVE|--latest [--into DB] [--clean] [--with-globals] [--no-owner]
+                    check, then restore into a new (or empty) database; all or nothing
+  verify [ARCHIVE|--latest]
+                    restore drill: restore into a scratch database, compare, drop it
   check             validate the configuration and print it (secrets redacted)
   healthcheck       exit 0 if the newest good backup is recent enough, else 1
   help              this text
@@ -45,6 +49,9 @@ Variables (default):
   ENCRYPT (auto: on when a key is set)  ENCRYPT_RECIPIENTS | ENCRYPT_RECIPIENTS_FILE
   ENCRYPT_PASS | ENCRYPT_PASS_FILE  DB_WAIT (60)  DB_GLOBALS (true)  PACK_LEVEL (pack default)
   CATCH_UP (true)  CRONTAB (/etc/bica/crontab.txt)  HEALTH_MAX_AGE_HOURS (14)
+  METRICS_FILE ($BACKUP_DIR/bica.prom, or off)  ON_SUCCESS_CMD  ON_FAILURE_CMD  HOOK_TIMEOUT (60)
+  restore/verify: ENCRYPT_IDENTITY_FILE (age identity)  VERIFY_DB_HOST VERIFY_DB_PORT
+  VERIFY_DB_USER VERIFY_DB_PASSWORD | VERIFY_DB_PASSWORD_FILE  VERIFY_SCHEDULE (cron, off)
 
 Exit status: 0 success, 1 failed, 2 invalid configuration, 3 another backup is running.
 EOF
@@ -269,20 +276,37 @@ take_lock() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Status, read by the healthcheck and `list`
+# Status (bica-status.json), metrics (bica.prom) and notification hooks
 
-STATUS_FILE() { echo "$BACKUP_DIR/bica-status.json"; }
+STATUS_KEYS=(last_attempt last_attempt_epoch last_result last_error last_archive last_bytes
+	last_seconds last_success last_success_epoch last_success_archive last_success_bytes last_verify
+	last_verify_epoch last_verify_result last_verify_archive last_verify_error)
+declare -A STATUS=()
 
-# status_get KEY: a value from the status file (one "key": value per line), or nothing.
-status_get() {
-	local file
-	file=$(STATUS_FILE)
+# status_load: read the status file (one "key": value per line, as status_save writes it).
+status_load() {
+	STATUS=()
+	local file="$BACKUP_DIR/bica-status.json" line key value
 	[ -r "$file" ] || return 0
-	sed -n "s/^  \"$1\": \"\{0,1\}\([^\"]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$file" | head -n 1
+	while IFS= read -r line; do
+		[[ $line =~ ^[[:space:]]*\"([a-z_]+)\":[[:space:]]*(.*[^,]),?$ ]] || continue
+		key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+		value=${value%,}
+		if [[ $value == \"*\" ]]; then
+			value=${value:1:-1}
+			value=${value//\\\"/\"}
+			value=${value//\\\\/\\}
+		fi
+		STATUS[$key]=$value
+	done <"$file"
 }
 
-json_str() {
+json_value() {
 	local s=$1
+	if [[ $s =~ ^[0-9]+$ ]]; then
+		printf '%s' "$s"
+		return
+	fi
 	s=${s//\\/\\\\}
 	s=${s//\"/\\\"}
 	s=${s//$'\n'/ }
@@ -290,37 +314,111 @@ json_str() {
 	printf '"%s"' "$s"
 }
 
-# write_status RESULT ARCHIVE BYTES SECONDS ERROR: record this attempt, keeping the last success.
-write_status() {
-	local result=$1 archive=$2 bytes=$3 seconds=$4 error=$5
-	local now_iso last_ok last_ok_epoch last_ok_archive
-	now_iso=$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-	if [ "$result" = ok ]; then
-		last_ok=$now_iso last_ok_epoch=$RUN_EPOCH last_ok_archive=$archive
-	else
-		last_ok=$(status_get last_success) last_ok_epoch=$(status_get last_success_epoch)
-		last_ok_archive=$(status_get last_success_archive)
+# atomic_write FILE MODE FUNCTION: FUNCTION's output becomes FILE (with MODE) through a
+# temporary name in the same directory and a rename, so readers never see half a file.
+atomic_write() {
+	local file=$1 mode=$2 tmp
+	tmp="${1%/*}/.${1##*/}.partial"
+	shift 2
+	if ! "$@" >"$tmp" 2>/dev/null || ! chmod "$mode" -- "$tmp" || ! mv -f -- "$tmp" "$file" 2>/dev/null; then
+		rm -f -- "$tmp"
+		say "warning: cannot write $file"
 	fi
-	local file tmp
-	file=$(STATUS_FILE)
-	tmp="$BACKUP_DIR/.bica-status.json.partial"
+}
+
+# status_save: write the status file (mode 0600, like the archives) and the Prometheus textfile,
+# each atomically.
+status_save() {
+	atomic_write "$BACKUP_DIR/bica-status.json" 600 render_status
+	# The metrics hold no secret and node_exporter runs as another user: world-readable.
+	local metrics=${METRICS_FILE:-$BACKUP_DIR/bica.prom}
+	[ "$metrics" = off ] || atomic_write "$metrics" 644 render_metrics
+}
+
+render_status() {
+	local i key n=${#STATUS_KEYS[@]}
 	{
 		printf '{\n'
-		printf '  "last_attempt": %s,\n' "$(json_str "$now_iso")"
-		printf '  "last_attempt_epoch": %s,\n' "$RUN_EPOCH"
-		printf '  "last_result": %s,\n' "$(json_str "$result")"
-		printf '  "last_error": %s,\n' "$(json_str "$error")"
-		printf '  "last_archive": %s,\n' "$(json_str "$archive")"
-		printf '  "last_bytes": %s,\n' "${bytes:-0}"
-		printf '  "last_seconds": %s,\n' "${seconds:-0}"
-		printf '  "last_success": %s,\n' "$(json_str "$last_ok")"
-		printf '  "last_success_epoch": %s,\n' "${last_ok_epoch:-0}"
-		printf '  "last_success_archive": %s\n' "$(json_str "$last_ok_archive")"
+		for ((i = 0; i < n; i++)); do
+			key=${STATUS_KEYS[i]}
+			printf '  "%s": %s' "$key" "$(json_value "${STATUS[$key]:-}")"
+			((i == n - 1)) || printf ','
+			printf '\n'
+		done
 		printf '}\n'
-	} >"$tmp" || true
-	if ! mv -f -- "$tmp" "$file"; then
-		say "warning: cannot write the status file $file"
+	}
+}
+
+render_metrics() {
+	local ok=0 verify=""
+	[ "${STATUS[last_result]:-}" != ok ] || ok=1
+	case ${STATUS[last_verify_result]:-} in
+	ok) verify=1 ;;
+	failed) verify=0 ;;
+	esac
+	{
+		printf '# HELP bica_last_success_timestamp_seconds Start time of the newest successful backup.\n'
+		printf '# TYPE bica_last_success_timestamp_seconds gauge\n'
+		printf 'bica_last_success_timestamp_seconds %s\n' "${STATUS[last_success_epoch]:-0}"
+		printf '# HELP bica_last_run_success Whether the last backup run succeeded (1) or failed (0).\n'
+		printf '# TYPE bica_last_run_success gauge\n'
+		printf 'bica_last_run_success %s\n' "$ok"
+		printf '# HELP bica_last_archive_bytes Size of the archive of the newest successful backup.\n'
+		printf '# TYPE bica_last_archive_bytes gauge\n'
+		printf 'bica_last_archive_bytes %s\n' "${STATUS[last_success_bytes]:-0}"
+		printf '# HELP bica_last_duration_seconds Duration of the last backup run.\n'
+		printf '# TYPE bica_last_duration_seconds gauge\n'
+		printf 'bica_last_duration_seconds %s\n' "${STATUS[last_seconds]:-0}"
+		if [ -n "$verify" ]; then
+			printf '# HELP bica_last_verify_success Whether the last restore drill succeeded (1) or failed (0).\n'
+			printf '# TYPE bica_last_verify_success gauge\n'
+			printf 'bica_last_verify_success %s\n' "$verify"
+		fi
+	}
+}
+
+# notify EVENT RESULT ARCHIVE BYTES SECONDS ERROR: run ON_SUCCESS_CMD or ON_FAILURE_CMD with the
+# result in its environment. A hook that fails or hangs (60 s) is logged, never fatal.
+notify() {
+	local event=$1 result=$2 archive=$3 bytes=$4 seconds=$5 error=$6 hook
+	if [ "$result" = ok ]; then hook=${ON_SUCCESS_CMD:-}; else hook=${ON_FAILURE_CMD:-}; fi
+	[ -n "$hook" ] || return 0
+	if ! BICA_EVENT=$event BICA_RESULT=$result BICA_ARCHIVE=$archive BICA_BYTES=$bytes \
+		BICA_SECONDS=$seconds BICA_ERROR=$error BICA_BACKUP_DIR=$BACKUP_DIR \
+		timeout "${HOOK_TIMEOUT:-60}" sh -c "$hook" </dev/null; then
+		say "warning: the ${result/ok/success}${result/failed/} hook failed"
 	fi
+}
+
+# record_backup RESULT ARCHIVE BYTES SECONDS ERROR
+record_backup() {
+	status_load
+	STATUS[last_attempt]=$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+	STATUS[last_attempt_epoch]=$RUN_EPOCH
+	STATUS[last_result]=$1 STATUS[last_archive]=$2 STATUS[last_bytes]=$3
+	STATUS[last_seconds]=$4 STATUS[last_error]=$5
+	if [ "$1" = ok ]; then
+		STATUS[last_success]=${STATUS[last_attempt]}
+		STATUS[last_success_epoch]=$RUN_EPOCH
+		STATUS[last_success_archive]=$2
+		STATUS[last_success_bytes]=$3
+	fi
+	status_save
+	notify backup "$@"
+}
+
+# record_verify RESULT ARCHIVE SECONDS ERROR
+record_verify() {
+	local now
+	now=$(date -u +%s)
+	status_load
+	STATUS[last_verify]=$(date -u -d "@$now" +%Y-%m-%dT%H:%M:%SZ)
+	STATUS[last_verify_epoch]=$now STATUS[last_verify_result]=$1
+	STATUS[last_verify_archive]=$2 STATUS[last_verify_error]=$4
+	status_save
+	# One line per drill, so `list` can say which archives were verified.
+	printf '%s %s %s\n' "$2" "$1" "${STATUS[last_verify]}" >>"$BACKUP_DIR/.bica-verified" 2>/dev/null || true
+	notify verify "$1" "$2" 0 "$3" "$4"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +428,19 @@ write_status() {
 # progress or a note (details and hints come before and after it).
 first_error() {
 	grep -E '^bica-[a-z]+: ' "$1" 2>/dev/null | grep -v -E '^bica-dump: (waiting|note|pg_dump)' | tail -n 1 || true
+}
+
+# run_dump ARGS: bica-dump with the connection in its environment only. Exported inside a
+# subshell that then execs, so no secret ever appears in any process's argv (`env VAR=...`
+# would put it there).
+run_dump() {
+	# shellcheck disable=SC2030 # the subshell is the point: the password stays in it
+	(
+		export DB_HOST DB_PORT DB_USER DB_NAME
+		[ -z "$SECRET_DB_PASSWORD" ] || export DB_PASSWORD="$SECRET_DB_PASSWORD"
+		[ -z "$DB_PASSWORD_FILE" ] || export DB_PASSWORD_FILE
+		exec bica-dump "$@"
+	)
 }
 
 cmd_backup() {
@@ -367,14 +478,10 @@ cmd_backup() {
 	say "backup started: $name from $DB_USER@$DB_HOST:$DB_PORT/$DB_NAME"
 	local start=$SECONDS failure=""
 
-	local dump_env=(DB_HOST="$DB_HOST" DB_PORT="$DB_PORT" DB_USER="$DB_USER" DB_NAME="$DB_NAME")
-	[ -z "$SECRET_DB_PASSWORD" ] || dump_env+=(DB_PASSWORD="$SECRET_DB_PASSWORD")
-	[ -z "$DB_PASSWORD_FILE" ] || dump_env+=(DB_PASSWORD_FILE="$DB_PASSWORD_FILE")
-
 	local pack_args=(--meta "source=$DB_HOST:$DB_PORT/$DB_NAME" --meta "archive=$name")
 	[ -z "$PACK_LEVEL" ] || pack_args+=(--level "$PACK_LEVEL")
 	if is_true "$DB_GLOBALS"; then
-		if env "${dump_env[@]}" bica-dump --globals --wait "$DB_WAIT" >"$TMP_GLOBALS" 2>"$TMP_ERRDIR/globals"; then
+		if run_dump --globals --wait "$DB_WAIT" >"$TMP_GLOBALS" 2>"$TMP_ERRDIR/globals"; then
 			cat "$TMP_ERRDIR/globals" >&2
 			pack_args+=(--add "globals.sql=$TMP_GLOBALS")
 		else
@@ -390,16 +497,16 @@ cmd_backup() {
 		# that died cannot become a small, valid-looking archive.
 		set +e
 		if [ "$ENCRYPT_MODE" = none ]; then
-			env "${dump_env[@]}" bica-dump --wait "$DB_WAIT" 2>"$TMP_ERRDIR/0" |
+			run_dump --wait "$DB_WAIT" 2>"$TMP_ERRDIR/0" |
 				bica-pack "${pack_args[@]}" 2>"$TMP_ERRDIR/1" >"$TMP_ARCHIVE"
 			statuses=("${PIPESTATUS[@]}" 0)
 		elif [ "$ENCRYPT_MODE" = passphrase ] && [ -n "$SECRET_ENCRYPT_PASS" ]; then
-			env "${dump_env[@]}" bica-dump --wait "$DB_WAIT" 2>"$TMP_ERRDIR/0" |
+			run_dump --wait "$DB_WAIT" 2>"$TMP_ERRDIR/0" |
 				bica-pack "${pack_args[@]}" 2>"$TMP_ERRDIR/1" |
 				BICA_PASSPHRASE="$SECRET_ENCRYPT_PASS" bica-seal "${SEAL_ARGS[@]}" 2>"$TMP_ERRDIR/2" >"$TMP_ARCHIVE"
 			statuses=("${PIPESTATUS[@]}")
 		else
-			env "${dump_env[@]}" bica-dump --wait "$DB_WAIT" 2>"$TMP_ERRDIR/0" |
+			run_dump --wait "$DB_WAIT" 2>"$TMP_ERRDIR/0" |
 				bica-pack "${pack_args[@]}" 2>"$TMP_ERRDIR/1" |
 				bica-seal "${SEAL_ARGS[@]}" 2>"$TMP_ERRDIR/2" >"$TMP_ARCHIVE"
 			statuses=("${PIPESTATUS[@]}")
@@ -441,14 +548,14 @@ cmd_backup() {
 
 	local seconds=$((SECONDS - start))
 	if [ -n "$failure" ]; then
-		write_status failed "" 0 "$seconds" "$failure"
 		say "backup FAILED after ${seconds} s: $failure; nothing was published, older archives are untouched"
+		record_backup failed "" 0 "$seconds" "$failure"
 		exit "$EXIT_FAILED"
 	fi
 	local bytes
 	bytes=$(stat -c %s -- "$final")
-	write_status ok "$name" "$bytes" "$seconds" ""
 	say "backup OK: $final, $bytes bytes, ${seconds} s"
+	record_backup ok "$name" "$bytes" "$seconds" ""
 
 	if $prune; then
 		run_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
@@ -482,16 +589,25 @@ cmd_prune() {
 
 cmd_list() {
 	load_config storage
-	local name size enc
-	printf '%-45s %14s  %s\n' ARCHIVE BYTES ENCRYPTED
+	local name size enc line time
+	declare -A drills=()
+	if [ -r "$BACKUP_DIR/.bica-verified" ]; then
+		while read -r name line; do
+			drills[$name]=$line
+		done <"$BACKUP_DIR/.bica-verified"
+	fi
+	printf '%-17s %-48s %14s  %-9s %s\n' "TIME (UTC)" ARCHIVE BYTES ENCRYPTED VERIFIED
 	while IFS= read -r name; do
 		[ -n "$name" ] || continue
 		size=$(stat -c %s -- "$BACKUP_DIR/$name")
 		enc=no
 		[[ $name == *.age ]] && enc=yes
-		printf '%-45s %14s  %s\n' "$name" "$size" "$enc"
+		time=$(date -u -d "@$(name_epoch "$name")" '+%Y-%m-%d %H:%M')
+		line=${drills[$name]:-}
+		printf '%-17s %-48s %14s  %-9s %s\n' "$time" "$name" "$size" "$enc" "${line:-no}"
 	done < <(archives)
-	say "what a prune now would do:"
+	echo
+	echo "What a prune would do now (RETENTION_DAYS=$RETENTION_DAYS, KEEP_MIN=$KEEP_MIN):"
 	run_prune --dry-run
 }
 
@@ -504,9 +620,10 @@ cmd_check() {
 cmd_healthcheck() {
 	load_config storage
 	local result epoch archive now age max
-	result=$(status_get last_result)
-	epoch=$(status_get last_success_epoch)
-	archive=$(status_get last_success_archive)
+	status_load
+	result=${STATUS[last_result]:-}
+	epoch=${STATUS[last_success_epoch]:-0}
+	archive=${STATUS[last_success_archive]:-}
 	now=$(date -u +%s)
 	max=$((10#$HEALTH_MAX_AGE_HOURS * 3600))
 	if [ -z "$result" ]; then
@@ -514,7 +631,7 @@ cmd_healthcheck() {
 		exit 1
 	fi
 	if [ "$result" != ok ]; then
-		echo "unhealthy: the last backup failed: $(status_get last_error)"
+		echo "unhealthy: the last backup failed: ${STATUS[last_error]:-}"
 		exit 1
 	fi
 	if [ -z "$archive" ] || [ ! -f "$BACKUP_DIR/$archive" ]; then
@@ -527,6 +644,299 @@ cmd_healthcheck() {
 		exit 1
 	fi
 	echo "healthy: $archive, $((age / 60)) min old"
+}
+
+# ---------------------------------------------------------------------------------------------
+# restore and verify
+
+# load_restore_config: what restore and verify need: where the archives are, how to decrypt,
+# and the server to restore into (DB_* by default; VERIFY_DB_* for verify's scratch server).
+load_restore_config() {
+	load_config storage
+	DB_HOST=${DB_HOST:-postgres-db}
+	DB_PORT=${DB_PORT:-5432}
+	DB_USER=${DB_USER:-${PGUSER:-}}
+	DB_NAME=${DB_NAME:-${PGDATABASE:-}}
+	DB_PASSWORD_FILE=${DB_PASSWORD_FILE:-}
+	ENCRYPT_IDENTITY_FILE=${ENCRYPT_IDENTITY_FILE:-}
+	ENCRYPT_PASS_FILE=${ENCRYPT_PASS_FILE:-}
+	# shellcheck disable=SC2031 # the caller's DB_PASSWORD, not run_dump's subshell copy
+	SECRET_DB_PASSWORD=${DB_PASSWORD:-}
+	SECRET_ENCRYPT_PASS=${ENCRYPT_PASS:-}
+	SECRET_VERIFY_PASSWORD=${VERIFY_DB_PASSWORD:-}
+	unset DB_PASSWORD ENCRYPT_PASS VERIFY_DB_PASSWORD
+	local problems=()
+	[ -n "$DB_USER" ] || problems+=("DB_USER is not set: the user to restore as")
+	[ -z "$DB_PASSWORD_FILE" ] || [ -r "$DB_PASSWORD_FILE" ] || problems+=("DB_PASSWORD_FILE=$DB_PASSWORD_FILE cannot be read")
+	[ -z "$ENCRYPT_IDENTITY_FILE" ] || [ -r "$ENCRYPT_IDENTITY_FILE" ] ||
+		problems+=("ENCRYPT_IDENTITY_FILE=$ENCRYPT_IDENTITY_FILE cannot be read")
+	[ -z "$ENCRYPT_PASS_FILE" ] || [ -r "$ENCRYPT_PASS_FILE" ] || problems+=("ENCRYPT_PASS_FILE=$ENCRYPT_PASS_FILE cannot be read")
+	if ((${#problems[@]})); then
+		say "the configuration is invalid; nothing was done:"
+		printf '  - %s\n' "${problems[@]}" >&2
+		exit "$EXIT_CONFIG"
+	fi
+}
+
+# with_pg TARGET CMD...: run CMD with libpq variables for TARGET (db: DB_*; verify: VERIFY_DB_*
+# falling back to DB_*), exported in a subshell so no password reaches argv.
+with_pg() {
+	local target=$1
+	shift
+	(
+		if [ "$target" = verify ] && [ -n "${VERIFY_DB_HOST:-}" ]; then
+			export PGHOST=$VERIFY_DB_HOST PGPORT=${VERIFY_DB_PORT:-5432} PGUSER=${VERIFY_DB_USER:-$DB_USER}
+			if [ -n "$SECRET_VERIFY_PASSWORD" ]; then
+				export PGPASSWORD="$SECRET_VERIFY_PASSWORD"
+			elif [ -n "${VERIFY_DB_PASSWORD_FILE:-}" ]; then
+				PGPASSWORD=$(<"$VERIFY_DB_PASSWORD_FILE") && export PGPASSWORD
+			fi
+		else
+			export PGHOST=$DB_HOST PGPORT=$DB_PORT PGUSER=$DB_USER
+			if [ -n "$SECRET_DB_PASSWORD" ]; then
+				export PGPASSWORD="$SECRET_DB_PASSWORD"
+			elif [ -n "$DB_PASSWORD_FILE" ]; then
+				PGPASSWORD=$(<"$DB_PASSWORD_FILE") && export PGPASSWORD
+			fi
+		fi
+		export PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10}
+		exec "$@"
+	)
+}
+
+# sql TARGET DB QUERY: one query through psql, unaligned, stopping on error.
+sql() {
+	with_pg "$1" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$2" -c "$3"
+}
+
+# sql_literal TEXT: TEXT as a SQL string literal.
+sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
+
+# sql_ident TEXT: TEXT as a SQL identifier.
+sql_ident() { printf '"%s"' "${1//\"/\"\"}"; }
+
+# resolve_archive NAME|--latest: prints the path of the archive.
+resolve_archive() {
+	local arg=${1:-}
+	if [ -z "$arg" ]; then
+		die "$EXIT_CONFIG" "name an archive, or pass --latest"
+	elif [ "$arg" = --latest ]; then
+		local newest
+		newest=$(archives | tail -n 1)
+		[ -n "$newest" ] || die "$EXIT_FAILED" "no archive in $BACKUP_DIR"
+		printf '%s\n' "$BACKUP_DIR/$newest"
+	elif [ -f "$arg" ]; then
+		printf '%s\n' "$arg"
+	elif [ -f "$BACKUP_DIR/$arg" ]; then
+		printf '%s\n' "$BACKUP_DIR/$arg"
+	else
+		die "$EXIT_FAILED" "no archive $arg (looked in . and $BACKUP_DIR)"
+	fi
+}
+
+# open_archive PATH: the archive's plain .tar.gz bytes on stdout, decrypting .age files with
+# ENCRYPT_IDENTITY_FILE or the passphrase.
+open_archive() {
+	local path=$1
+	if [[ $path != *.age ]]; then
+		cat -- "$path"
+	elif [ -n "$ENCRYPT_IDENTITY_FILE" ]; then
+		bica-seal -d -i "$ENCRYPT_IDENTITY_FILE" <"$path"
+	elif [ -n "$ENCRYPT_PASS_FILE" ]; then
+		bica-seal -d -p --passphrase-file "$ENCRYPT_PASS_FILE" <"$path"
+	elif [ -n "$SECRET_ENCRYPT_PASS" ]; then
+		BICA_PASSPHRASE="$SECRET_ENCRYPT_PASS" bica-seal -d -p <"$path"
+	else
+		say "${path##*/} is encrypted and no key is configured"
+		say "hint: set ENCRYPT_IDENTITY_FILE to the age identity (private key) file, or ENCRYPT_PASS_FILE"
+		return "$EXIT_CONFIG"
+	fi
+}
+
+# manifest_field JSON KEY: a "key": "value" string field from bica-pack --list output.
+manifest_field() {
+	sed -n "s/^ *\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p" <<<"$1" | head -n 1
+}
+
+# globals_filter EXISTING: rewrites pg_dumpall --globals-only SQL so that roles and tablespaces
+# that already exist (EXISTING: their quoted names, one per line) are left alone: their CREATE
+# and ALTER lines become comments, so restoring globals never changes an existing role, not even
+# the password of the user doing the restore.
+globals_filter() {
+	awk -v existing="$1" '
+		BEGIN { n = split(existing, names, "\n"); for (i = 1; i <= n; i++) if (names[i] != "") skip[names[i]] = 1 }
+		function object_name(line, start,   rest, out, i, c) {
+			rest = substr(line, start)
+			if (substr(rest, 1, 1) != "\"") { match(rest, /^[^ ;]+/); return substr(rest, 1, RLENGTH) }
+			out = "\""
+			for (i = 2; i <= length(rest); i++) {
+				c = substr(rest, i, 1); out = out c
+				if (c == "\"") { if (substr(rest, i + 1, 1) == "\"") { out = out "\""; i++ } else return out }
+			}
+			return out
+		}
+		/^(CREATE|ALTER) ROLE / { if (object_name($0, index($0, "ROLE ") + 5) in skip) { print "-- bica: role exists, left as it is: " $0; next } }
+		/^(CREATE|ALTER) TABLESPACE / { if (object_name($0, index($0, "TABLESPACE ") + 11) in skip) { print "-- bica: tablespace exists, left as it is: " $0; next } }
+		{ print }
+	'
+}
+
+# table_stats TARGET DB: "TABLES ROWS" of the user tables of DB, counted exactly.
+table_stats() {
+	local query
+	query=$(
+		cat <<'SQL'
+SELECT format('SELECT %s::bigint AS n', coalesce(string_agg(format('(SELECT count(*) FROM %I.%I)', n.nspname, c.relname), ' + '), '0'))
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+SQL
+	)
+	local tables count_sql rows
+	tables=$(sql "$1" "$2" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'")
+	count_sql=$(sql "$1" "$2" "$query")
+	rows=$(sql "$1" "$2" "$count_sql")
+	echo "$tables $rows"
+}
+
+cmd_restore() {
+	local archive_arg="" into="" clean=false globals=false owner=true
+	while (($#)); do
+		case $1 in
+		--into)
+			[ $# -ge 2 ] || die "$EXIT_CONFIG" "restore: --into needs a database name"
+			into=$2
+			shift
+			;;
+		--clean) clean=true ;;
+		--with-globals) globals=true ;;
+		--no-owner) owner=false ;;
+		--latest) archive_arg=--latest ;;
+		-*) die "$EXIT_CONFIG" "restore: unknown option '$1'" ;;
+		*) archive_arg=$1 ;;
+		esac
+		shift
+	done
+	load_restore_config
+	local path
+	path=$(resolve_archive "$archive_arg")
+	into=${into:-$DB_NAME}
+	[ -n "$into" ] || die "$EXIT_CONFIG" "restore: no target database: pass --into NAME or set DB_NAME"
+	local start=$SECONDS name=${path##*/}
+	say "restore: checking ${name} (decrypt, unpack, every checksum)"
+	if ! open_archive "$path" | bica-pack --check; then
+		die "$EXIT_FAILED" "restore FAILED: $name does not verify; nothing was restored"
+	fi
+
+	local exists nonempty=0 created=false
+	exists=$(sql db postgres "SELECT count(*) FROM pg_database WHERE datname = $(sql_literal "$into")") ||
+		die "$EXIT_FAILED" "restore FAILED: cannot query the server $DB_HOST:$DB_PORT as $DB_USER"
+	if [ "$exists" = 1 ]; then
+		nonempty=$(sql db "$into" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')")
+		if ((nonempty > 0)) && ! $clean; then
+			say "restore FAILED: database $into exists and holds $nonempty tables, views or sequences; nothing was changed"
+			say "hint: restore into a new database with --into NEWNAME, or replace its contents with --clean"
+			exit "$EXIT_CONFIG"
+		fi
+		if ((nonempty > 0)); then
+			say "--clean: every object of the archive that exists in $into will be dropped and recreated from $name:"
+			open_archive "$path" | bica-pack -x | pg_restore -l 2>/dev/null |
+				awk '/^[0-9]+;/ && / (TABLE|VIEW|SEQUENCE|MATERIALIZED VIEW|FUNCTION|TYPE) / && !/ DATA / { $1 = $2 = $3 = ""; print "  drop and recreate:" $0 }' >&2 || true
+		fi
+	else
+		sql db postgres "CREATE DATABASE $(sql_ident "$into") TEMPLATE template0" >/dev/null ||
+			die "$EXIT_FAILED" "restore FAILED: cannot create database $into (does $DB_USER have CREATEDB?)"
+		created=true
+		say "restore: created database $into"
+	fi
+
+	if $globals; then
+		local existing
+		existing=$(sql db postgres "SELECT quote_ident(rolname) FROM pg_roles UNION ALL SELECT quote_ident(spcname) FROM pg_tablespace")
+		say "restore: applying roles and tablespaces (existing ones are left as they are)"
+		if ! open_archive "$path" | bica-pack -x --member globals.sql | globals_filter "$existing" |
+			with_pg db psql -X -q -v ON_ERROR_STOP=1 -d postgres -f - >/dev/null; then
+			$created && sql db postgres "DROP DATABASE $(sql_ident "$into")" >/dev/null
+			die "$EXIT_FAILED" "restore FAILED: the roles (globals.sql) could not be applied; nothing else was restored"
+		fi
+	fi
+
+	local args=(--exit-on-error --single-transaction -d "$into")
+	$clean && args+=(--clean --if-exists)
+	$owner || args+=(--no-owner --no-privileges)
+	say "restore: restoring $name into $into (one transaction: all or nothing)"
+	if ! open_archive "$path" | bica-pack -x | with_pg db pg_restore "${args[@]}"; then
+		if $created; then
+			sql db postgres "DROP DATABASE $(sql_ident "$into")" >/dev/null || true
+			say "restore: dropped $into again, which this restore had created"
+		fi
+		say "hint: a missing role? restore with --with-globals, or without owners and grants with --no-owner"
+		die "$EXIT_FAILED" "restore FAILED: pg_restore stopped at the first error (above); $into is as it was before"
+	fi
+	local stats
+	stats=$(table_stats db "$into")
+	say "restore OK: $name into $into: ${stats% *} tables, ${stats#* } rows, $((SECONDS - start)) s"
+	say "check it: psql -d $into -c '\\dt+'"
+}
+
+# rendered_hash TEXT_STREAM: sha256 of SQL text minus comments and pg_dump's random \restrict
+# keys, so the archive's rendering and the restored database's dump can be compared.
+rendered_hash() {
+	grep -v -E '^(--|\\restrict |\\unrestrict )' | sha256sum | cut -d' ' -f1
+}
+
+cmd_verify() {
+	local archive_arg=${1:---latest}
+	load_restore_config
+	local path name start=$SECONDS
+	path=$(resolve_archive "$archive_arg")
+	name=${path##*/}
+	VERIFY_NAME=$name
+	verify_fail() {
+		say "verify FAILED: $VERIFY_NAME: $*"
+		record_verify failed "$VERIFY_NAME" "$((SECONDS - start))" "$*"
+		exit "$EXIT_FAILED"
+	}
+
+	# 1. Every checksum, and the manifest.
+	local manifest
+	if ! manifest=$(open_archive "$path" | bica-pack --list); then
+		verify_fail "the archive does not verify (damaged, truncated, or a wrong key; see above)"
+	fi
+	# 2. The archive is what its name and our configuration say: not another database's dump,
+	#    not another run's archive renamed.
+	local made_from recorded_name
+	made_from=$(manifest_field "$manifest" database)
+	recorded_name=$(manifest_field "$manifest" archive)
+	if [ -n "$DB_NAME" ] && [ "$made_from" != "$DB_NAME" ]; then
+		verify_fail "made from database '$made_from', not DB_NAME '$DB_NAME'"
+	fi
+	if [ -n "$recorded_name" ] && [ "$recorded_name" != "$name" ]; then
+		verify_fail "the archive says it is $recorded_name: renamed or swapped"
+	fi
+	# 3. A full restore into a scratch database, dropped afterwards whatever happens.
+	SCRATCH_DB="bica_verify_$(date -u +%Y%m%d%H%M%S)_$$"
+	trap 'sql verify postgres "DROP DATABASE IF EXISTS $(sql_ident "$SCRATCH_DB")" >/dev/null 2>&1 || true' EXIT
+	sql verify postgres "CREATE DATABASE $(sql_ident "$SCRATCH_DB") TEMPLATE template0" >/dev/null ||
+		verify_fail "cannot create the scratch database $SCRATCH_DB (does the user have CREATEDB?)"
+	if ! open_archive "$path" | bica-pack -x |
+		with_pg verify pg_restore --exit-on-error --single-transaction --no-owner --no-privileges -d "$SCRATCH_DB"; then
+		verify_fail "pg_restore failed (above)"
+	fi
+	# 4. The restored database equals what the archive holds: pg_restore's rendering of the
+	#    archive against pg_dump of the restored database, both without owners and grants.
+	local expected actual
+	expected=$(open_archive "$path" | bica-pack -x | pg_restore --no-owner --no-privileges -f - | rendered_hash) ||
+		verify_fail "cannot render the archive as SQL"
+	actual=$(with_pg verify pg_dump --no-owner --no-privileges -d "$SCRATCH_DB" | rendered_hash) ||
+		verify_fail "cannot dump the scratch database"
+	if [ "$expected" != "$actual" ]; then
+		verify_fail "the restored database differs from the archive's contents (sha256 $expected vs $actual)"
+	fi
+	local stats
+	stats=$(table_stats verify "$SCRATCH_DB")
+	local seconds=$((SECONDS - start))
+	say "verify OK: $name restored into a scratch database and matches the archive: ${stats% *} tables, ${stats#* } rows, $seconds s"
+	record_verify ok "$name" "$seconds" ""
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -595,8 +1005,18 @@ cmd_run() {
 	if is_true "$CATCH_UP"; then
 		catch_up
 	fi
-	say "starting the schedule from $CRONTAB"
-	exec supercronic -passthrough-logs "$CRONTAB"
+	local crontab=$CRONTAB
+	if [ -n "${VERIFY_SCHEDULE:-}" ]; then
+		# The restore drill needs the identity; it is off unless asked for (see README).
+		crontab="${TMPDIR:-/tmp}/bica-crontab.txt"
+		{
+			cat -- "$CRONTAB"
+			printf '\n# added by entrypoint.sh from VERIFY_SCHEDULE\n%s entrypoint.sh verify --latest\n' "$VERIFY_SCHEDULE"
+		} >"$crontab"
+		say "restore drill scheduled: $VERIFY_SCHEDULE (UTC)"
+	fi
+	say "starting the schedule from $crontab"
+	exec supercronic -passthrough-logs "$crontab"
 }
 
 main() {
@@ -609,6 +1029,8 @@ main() {
 	list) cmd_list "$@" ;;
 	check) cmd_check "$@" ;;
 	healthcheck) cmd_healthcheck "$@" ;;
+	restore) cmd_restore "$@" ;;
+	verify) cmd_verify "$@" ;;
 	help | -h | --help) usage ;;
 	*)
 		usage >&2
