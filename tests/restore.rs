@@ -1,0 +1,516 @@
+//! Restores you can trust: `entrypoint.sh restore` and `verify` (the restore drill), the status
+//! file, the Prometheus textfile, hooks, `list` and `healthcheck`, against a real PostgreSQL.
+//!
+//! Run through `tests/run cargo` (it starts the throwaway cluster).
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn backup(db: &str, dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    let before = archives(dir);
+    let mut cmd = entrypoint_cmd(db, dir, &["backup"]);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let r = run(&mut cmd);
+    assert_eq!(r.code, Some(0), "backup failed:\n{}", r.stderr);
+    let new: Vec<_> = archives(dir)
+        .into_iter()
+        .filter(|a| !before.contains(a))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    dir.join(&new[0])
+}
+
+fn db_exists(name: &str) -> bool {
+    psql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+    )
+    .trim()
+        == "1"
+}
+
+fn scratch_dbs() -> String {
+    psql(
+        "postgres",
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'bica_verify_%'",
+    )
+}
+
+// Guards: restore into a new database by default, with a report of tables and rows; --latest.
+#[test]
+fn restore_into_a_new_database() {
+    let db = fixture_db("rs_src");
+    let dir = tempdir();
+    let first = backup(&db, dir.path(), &[]);
+    psql(
+        &db,
+        "INSERT INTO orders (person, total) SELECT id, 1 FROM people LIMIT 1",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let _second = backup(&db, dir.path(), &[]);
+    let target = unique_name("rs_new");
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &["restore", "--latest", "--into", &target],
+    ));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("restore OK: ")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("tables,") && r.stderr.contains("rows"),
+        "{}",
+        r.stderr
+    );
+    assert_same_db(&db, &target);
+
+    // By name, relative to BACKUP_DIR, into another new database: the first archive.
+    let older = unique_name("rs_old");
+    let name = first.file_name().unwrap().to_str().unwrap();
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &["restore", name, "--into", &older],
+    ));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let n = |d: &str| psql(d, "SELECT count(*) FROM orders");
+    assert_eq!(
+        n(&older).trim().parse::<i64>().unwrap() + 1,
+        n(&db).trim().parse::<i64>().unwrap()
+    );
+}
+
+// Guards lesson 10: an existing, non-empty database is never overwritten without --clean; with
+// --clean its contents are replaced by the archive's.
+#[test]
+fn restore_refuses_a_non_empty_database_unless_clean() {
+    let db = fixture_db("rs_clean");
+    let dir = tempdir();
+    let archive = backup(&db, dir.path(), &[]);
+    let reference = create_db("rs_ref");
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &["restore", archive.to_str().unwrap(), "--into", &reference],
+    ));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+
+    psql(
+        &db,
+        "DELETE FROM orders; UPDATE people SET note = 'changed'",
+    );
+    let changed = dump_text(&db);
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &["restore", archive.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("exists and holds"), "{}", r.stderr);
+    assert!(r.stderr.contains("--clean"), "{}", r.stderr);
+    assert_eq!(
+        dump_text(&db),
+        changed,
+        "a refused restore changed the database"
+    );
+
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &["restore", archive.to_str().unwrap(), "--clean"],
+    ));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("drop and recreate"),
+        "--clean must say what it drops:\n{}",
+        r.stderr
+    );
+    assert_same_db(&reference, &db);
+}
+
+// Guards: a restore that fails part-way leaves nothing behind: one transaction, and the
+// database it created is dropped again.
+#[test]
+fn failed_restore_is_all_or_nothing() {
+    let db = create_db("rs_owner");
+    let role = unique_name("rs_owner_role");
+    psql("postgres", &format!("CREATE ROLE {role}"));
+    psql(&db, &format!("CREATE TABLE owned (x int); INSERT INTO owned VALUES (1); ALTER TABLE owned OWNER TO {role}"));
+    let dir = tempdir();
+    let archive = backup(&db, dir.path(), &[("DB_GLOBALS", "false")]);
+    psql(&db, &format!("DROP TABLE owned"));
+    psql("postgres", &format!("DROP ROLE {role}"));
+    let target = unique_name("rs_fail");
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &["restore", archive.to_str().unwrap(), "--into", &target],
+    ));
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("role \"{role}\" does not exist")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("restore FAILED"), "{}", r.stderr);
+    assert!(
+        !db_exists(&target),
+        "the half-restored database was left behind"
+    );
+
+    // Without owners it works.
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--into",
+            &target,
+            "--no-owner",
+        ],
+    ));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(psql(&target, "SELECT x FROM owned").trim(), "1");
+}
+
+// Guards: --with-globals recreates missing roles first and leaves existing ones (including the
+// restoring user's own password) untouched.
+#[test]
+fn restore_with_globals_recreates_missing_roles_only() {
+    let pg = pg();
+    let db = create_db("rs_glob");
+    let role = unique_name("rs_glob_role");
+    psql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'secret-of-role'"),
+    );
+    psql(
+        &db,
+        &format!("CREATE TABLE t (x int); ALTER TABLE t OWNER TO {role}"),
+    );
+    let dir = tempdir();
+    let archive = backup(&db, dir.path(), &[]);
+    psql(&db, "DROP TABLE t");
+    psql("postgres", &format!("DROP ROLE {role}"));
+    let target = unique_name("rs_glob_new");
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--into",
+            &target,
+            "--with-globals",
+        ],
+    ));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        psql(
+            &target,
+            "SELECT tableowner FROM pg_tables WHERE tablename = 't'"
+        )
+        .trim(),
+        role
+    );
+    // The role's password came back with it, and ours still works.
+    let login = Command::new("psql")
+        .args([
+            "-X",
+            "-Atc",
+            "SELECT current_user",
+            "-d",
+            &target,
+            "-U",
+            &role,
+        ])
+        .env("PGPASSWORD", "secret-of-role")
+        .output()
+        .unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let ours = Command::new("psql")
+        .args(["-X", "-Atc", "SELECT 1", "-d", "postgres"])
+        .env("PGPASSWORD", &pg.password)
+        .output()
+        .unwrap();
+    assert!(
+        ours.status.success(),
+        "the restoring user's password changed"
+    );
+    psql(&target, &format!("DROP TABLE t"));
+    psql("postgres", &format!("DROP ROLE {role}"));
+}
+
+// Guards: the restore drill passes on a good archive, records it (status, metrics, list) and
+// drops its scratch database.
+#[test]
+fn verify_passes_on_a_good_archive_and_records_it() {
+    let db = fixture_db("vf_ok");
+    let dir = tempdir();
+    let keys = tempdir();
+    let key = keys.path().join("key.txt");
+    let public = run(Command::new(bin_dir().join("bica-seal"))
+        .arg("--keygen")
+        .arg(&key))
+    .stdout;
+    let archive = backup(&db, dir.path(), &[("ENCRYPT_RECIPIENTS", public.trim())]);
+    let hook_out = dir.path().join("hook.txt");
+    let mut cmd = entrypoint_cmd(&db, dir.path(), &["verify", "--latest"]);
+    cmd.env("ENCRYPT_IDENTITY_FILE", &key).env(
+        "ON_SUCCESS_CMD",
+        format!(
+            "echo \"$BICA_EVENT $BICA_RESULT $BICA_ARCHIVE\" > '{}'",
+            hook_out.display()
+        ),
+    );
+    let r = run(&mut cmd);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let name = archive.file_name().unwrap().to_str().unwrap();
+    assert!(
+        r.stderr.contains(&format!("verify OK: {name}")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(scratch_dbs().trim(), "", "scratch database left behind");
+    assert_eq!(
+        fs::read_to_string(&hook_out).unwrap().trim(),
+        format!("verify ok {name}")
+    );
+
+    let status = fs::read_to_string(dir.path().join("bica-status.json")).unwrap();
+    assert!(
+        status.contains("\"last_verify_result\": \"ok\""),
+        "{status}"
+    );
+    assert!(status.contains("\"last_result\": \"ok\""), "{status}");
+    let status_mode = fs::metadata(dir.path().join("bica-status.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(status_mode, 0o600);
+    let metrics = fs::read_to_string(dir.path().join("bica.prom")).unwrap();
+    for line in [
+        "bica_last_run_success 1",
+        "bica_last_verify_success 1",
+        &format!(
+            "bica_last_archive_bytes {}",
+            fs::metadata(&archive).unwrap().len()
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("bica_last_success_timestamp_seconds ")
+            && metrics.contains("bica_last_duration_seconds ")
+    );
+
+    let r = run(&mut entrypoint_cmd(&db, dir.path(), &["list"]));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(name))
+        .expect("archive listed");
+    assert!(row.contains("yes") && row.contains(" ok "), "{row}");
+}
+
+/// Runs verify on `archive` and asserts it fails, naming `reason`, recording the failure and
+/// leaving no scratch database.
+fn assert_verify_fails(db: &str, dir: &Path, archive: &Path, reason: &str) {
+    let r = run(&mut entrypoint_cmd(
+        db,
+        dir,
+        &["verify", archive.to_str().unwrap()],
+    ));
+    assert_eq!(
+        r.code,
+        Some(1),
+        "verify of {} should fail:\n{}",
+        archive.display(),
+        r.stderr
+    );
+    let verdict = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("bica: verify FAILED"))
+        .unwrap_or_else(|| panic!("no verdict:\n{}", r.stderr));
+    assert!(
+        verdict.contains(reason),
+        "verdict {verdict:?} does not say {reason:?}\n{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"));
+    assert_eq!(scratch_dbs().trim(), "", "scratch database left behind");
+    let metrics = fs::read_to_string(dir.join("bica.prom")).unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "bica_last_verify_success 0"),
+        "{metrics}"
+    );
+}
+
+fn tar_members(archive: &Path, into: &Path) {
+    fs::create_dir_all(into).unwrap();
+    let ok = Command::new("tar")
+        .arg("-xzf")
+        .arg(archive)
+        .arg("-C")
+        .arg(into)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+// Guards: the drill fails on a flipped byte, a truncation, an archive of another database, a
+// renamed archive, and an archive whose dump was swapped for another valid dump.
+#[test]
+fn verify_fails_on_every_kind_of_bad_archive() {
+    let db = fixture_db("vf_bad");
+    let other = fixture_db("vf_other");
+    psql(&other, "DELETE FROM orders");
+    let dir = tempdir();
+    let good = backup(&db, dir.path(), &[]);
+    let other_dir = tempdir();
+    let foreign = backup(&other, other_dir.path(), &[]);
+    let bytes = fs::read(&good).unwrap();
+    let work = tempdir();
+
+    let mut flipped = bytes.clone();
+    let at = flipped.len() / 3;
+    flipped[at] ^= 0x40;
+    let p = work.path().join("bica-backup-2020-01-01_0300.tar.gz");
+    fs::write(&p, &flipped).unwrap();
+    assert_verify_fails(&db, dir.path(), &p, "does not verify");
+
+    let p = work.path().join("bica-backup-2020-01-01_0301.tar.gz");
+    fs::write(&p, &bytes[..bytes.len() - 100]).unwrap();
+    assert_verify_fails(&db, dir.path(), &p, "does not verify");
+
+    // Another database's archive, under its own name.
+    assert_verify_fails(
+        &db,
+        dir.path(),
+        &foreign,
+        &format!("made from database '{other}'"),
+    );
+
+    // The same database, another run's archive renamed.
+    let p = work.path().join("bica-backup-2020-01-01_0302.tar.gz");
+    fs::copy(&good, &p).unwrap();
+    assert_verify_fails(&db, dir.path(), &p, "renamed or swapped");
+
+    // The good archive's manifest and name, with the dump parts of another valid archive.
+    let a = work.path().join("a");
+    let b = work.path().join("b");
+    tar_members(&good, &a);
+    tar_members(&foreign, &b);
+    for e in fs::read_dir(a.join("bica")).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("dump.") {
+            fs::remove_file(e.path()).unwrap();
+        }
+    }
+    let mut parts = Vec::new();
+    for e in fs::read_dir(b.join("bica")).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with("dump.") {
+            fs::copy(e.path(), a.join("bica").join(&n)).unwrap();
+            parts.push(format!("bica/{n}"));
+        }
+    }
+    parts.sort();
+    let swapped = dir.path().join("bica-backup-2020-01-01_0303.tar.gz");
+    let mut members = vec!["bica/globals.sql".to_string()];
+    members.extend(parts);
+    members.push("bica/manifest.json".into());
+    let ok = Command::new("tar")
+        .arg("-czf")
+        .arg(&swapped)
+        .arg("-C")
+        .arg(&a)
+        .args(&members)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    assert_verify_fails(&db, dir.path(), &swapped, "does not verify");
+}
+
+// Guards lesson 6: healthy only after a good backup, unhealthy when the last run failed or the
+// newest good backup is too old.
+#[test]
+fn healthcheck_follows_the_backups() {
+    let db = create_db("hc");
+    psql(&db, "CREATE TABLE t AS SELECT 1 AS x");
+    let dir = tempdir();
+    let health = |extra: &[(&str, &str)]| {
+        let mut cmd = entrypoint_cmd(&db, dir.path(), &["healthcheck"]);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    };
+    let r = health(&[]);
+    assert_eq!(r.code, Some(1), "healthy before any backup: {}", r.stdout);
+    assert!(r.stdout.contains("no backup has run yet"), "{}", r.stdout);
+
+    backup(&db, dir.path(), &[]);
+    let r = health(&[]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("healthy: "), "{}", r.stdout);
+
+    // Make the last success look 20 hours old.
+    let status_path = dir.path().join("bica-status.json");
+    let status = fs::read_to_string(&status_path).unwrap();
+    let epoch_line = status
+        .lines()
+        .find(|l| l.contains("\"last_success_epoch\""))
+        .unwrap()
+        .to_string();
+    let old = chrono::Utc::now().timestamp() - 20 * 3600;
+    fs::write(
+        &status_path,
+        status.replace(&epoch_line, &format!("  \"last_success_epoch\": {old},")),
+    )
+    .unwrap();
+    let r = health(&[]);
+    assert_eq!(r.code, Some(1), "{}", r.stdout);
+    assert!(r.stdout.contains("20 h old"), "{}", r.stdout);
+    assert_eq!(health(&[("HEALTH_MAX_AGE_HOURS", "24")]).code, Some(0));
+
+    // A failed run makes it unhealthy at once, and runs the failure hook.
+    let hook_out = dir.path().join("fail-hook.txt");
+    let mut failing = entrypoint_cmd(&db, dir.path(), &["backup"]);
+    failing.env("DB_PASSWORD", "wrong").env(
+        "ON_FAILURE_CMD",
+        format!(
+            "printf '%s' \"$BICA_RESULT: $BICA_ERROR\" > '{}'",
+            hook_out.display()
+        ),
+    );
+    assert_eq!(run(&mut failing).code, Some(1));
+    let r = health(&[("HEALTH_MAX_AGE_HOURS", "24")]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stdout.contains("the last backup failed"), "{}", r.stdout);
+    let hook = fs::read_to_string(&hook_out).unwrap();
+    assert!(
+        hook.starts_with("failed: ") && hook.contains("password authentication failed"),
+        "{hook}"
+    );
+}
