@@ -427,7 +427,7 @@ record_verify() {
 # first_error FILE: the error a bica tool printed: its last "bica-NAME: " line that is not
 # progress or a note (details and hints come before and after it).
 first_error() {
-	grep -E '^bica-[a-z]+: ' "$1" 2>/dev/null | grep -v -E '^bica-dump: (waiting|note|pg_dump)' | tail -n 1 || true
+	grep -E '^bica-[a-z]+: ' "$1" 2>/dev/null | grep -v -E '^bica-dump: (waiting|note|pg_dump: |pg_dumpall: )' | tail -n 1 || true
 }
 
 # run_dump ARGS: bica-dump with the connection in its environment only. Exported inside a
@@ -996,6 +996,12 @@ catch_up() {
 
 cmd_run() {
 	load_config
+	if [ -n "${LOG_FILE:-}" ]; then
+		# Everything from here on (the catch-up, supercronic and every job it starts) also goes
+		# to LOG_FILE; stdout and stderr stay what `docker logs` shows.
+		{ : >>"$LOG_FILE"; } 2>/dev/null || die "$EXIT_CONFIG" "LOG_FILE=$LOG_FILE cannot be written by user $(id -u)"
+		exec > >(tee -a -- "$LOG_FILE") 2> >(tee -a -- "$LOG_FILE" >&2)
+	fi
 	print_config
 	[ -r "$CRONTAB" ] || die "$EXIT_CONFIG" "the crontab $CRONTAB cannot be read"
 	(
@@ -1003,7 +1009,16 @@ cmd_run() {
 		sweep_partials
 	)
 	if is_true "$CATCH_UP"; then
+		# A stop (SIGTERM) during the catch-up lets that backup finish, like supercronic does
+		# for scheduled runs, then exits instead of starting the schedule.
+		local stop_requested=false
+		trap 'stop_requested=true' TERM INT
 		catch_up
+		trap - TERM INT
+		if $stop_requested; then
+			say "stop requested during the catch-up backup; exiting"
+			exit 0
+		fi
 	fi
 	local crontab=$CRONTAB
 	if [ -n "${VERIFY_SCHEDULE:-}" ]; then
