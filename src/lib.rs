@@ -5,6 +5,7 @@
 //! that hands its clap definition and its `run` function to [`cli::main`]. Everything else lives
 //! here so that tests and the man-page generator see exactly what the binaries see.
 
+pub mod archive;
 pub mod cli;
 pub mod dump;
 pub mod io;
