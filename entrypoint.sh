@@ -660,11 +660,9 @@ load_restore_config() {
 	DB_PASSWORD_FILE=${DB_PASSWORD_FILE:-}
 	ENCRYPT_IDENTITY_FILE=${ENCRYPT_IDENTITY_FILE:-}
 	ENCRYPT_PASS_FILE=${ENCRYPT_PASS_FILE:-}
-	# shellcheck disable=SC2031 # the caller's DB_PASSWORD, not run_dump's subshell copy
-	SECRET_DB_PASSWORD=${DB_PASSWORD:-}
-	SECRET_ENCRYPT_PASS=${ENCRYPT_PASS:-}
+	# load_config has moved DB_PASSWORD and ENCRYPT_PASS into SECRET_* already.
 	SECRET_VERIFY_PASSWORD=${VERIFY_DB_PASSWORD:-}
-	unset DB_PASSWORD ENCRYPT_PASS VERIFY_DB_PASSWORD
+	unset VERIFY_DB_PASSWORD
 	local problems=()
 	[ -n "$DB_USER" ] || problems+=("DB_USER is not set: the user to restore as")
 	[ -z "$DB_PASSWORD_FILE" ] || [ -r "$DB_PASSWORD_FILE" ] || problems+=("DB_PASSWORD_FILE=$DB_PASSWORD_FILE cannot be read")

@@ -317,10 +317,41 @@ fn dump_globals(conn: &Conn) -> Result<()> {
         );
         (status, out, stderr) = attempt(true)?;
     }
+    if !status.success() {
+        // pg_dumpall (15, at least) says only "could not connect to database" and drops
+        // libpq's reason; psql keeps it, so ask psql and put the reason on the same line.
+        if let Some(line) = stderr
+            .iter_mut()
+            .find(|l| l.contains("could not connect to database") && !l.contains("FATAL"))
+        {
+            if let Some(reason) = connection_failure(conn) {
+                line.push_str(": ");
+                line.push_str(&reason);
+            }
+        }
+    }
     check_child("pg_dumpall", status, &stderr)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&out).context("cannot write output")?;
     stdout.flush().context("cannot write output")
+}
+
+/// libpq's reason for failing to connect, asked of psql; None if psql connects (or is missing).
+fn connection_failure(conn: &Conn) -> Option<String> {
+    let mut cmd = Command::new("psql");
+    conn.apply(&mut cmd);
+    let out = cmd
+        .args(["-X", "-w", "-A", "-t", "-c", "SELECT 1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .ok()?;
+    if out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().find(|l| !l.trim().is_empty())?;
+    Some(line.trim_start_matches("psql: error: ").to_string())
 }
 
 /// Spawns `cmd` (whose stderr must be piped), collects its stderr on a thread, and waits.
@@ -421,6 +452,8 @@ pub fn explain_failure(name: &str, status: ExitStatus, stderr: &[String]) -> Fai
     } else if text.contains("terminating connection")
         || text.contains("server closed the connection")
         || text.contains("connection to server was lost")
+        || text.contains("SSL SYSCALL error")
+        || text.contains("PQgetCopyData() failed")
     {
         Some("the server ended the connection during the dump (restart or pg_terminate_backend); nothing usable was produced, run the backup again")
     } else if text.to_lowercase().contains("ssl") {

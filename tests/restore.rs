@@ -37,6 +37,14 @@ fn db_exists(name: &str) -> bool {
         == "1"
 }
 
+/// The verify tests look for leftover scratch databases cluster-wide, so they take turns:
+/// one test's drill in progress must not look like another's leak.
+static DRILL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn drill_lock() -> std::sync::MutexGuard<'static, ()> {
+    DRILL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn scratch_dbs() -> String {
     psql(
         "postgres",
@@ -258,6 +266,7 @@ fn restore_with_globals_recreates_missing_roles_only() {
 // drops its scratch database.
 #[test]
 fn verify_passes_on_a_good_archive_and_records_it() {
+    let _turn = drill_lock();
     let db = fixture_db("vf_ok");
     let dir = tempdir();
     let keys = tempdir();
@@ -382,6 +391,7 @@ fn tar_members(archive: &Path, into: &Path) {
 // renamed archive, and an archive whose dump was swapped for another valid dump.
 #[test]
 fn verify_fails_on_every_kind_of_bad_archive() {
+    let _turn = drill_lock();
     let db = fixture_db("vf_bad");
     let other = fixture_db("vf_other");
     psql(&other, "DELETE FROM orders");
