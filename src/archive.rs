@@ -11,6 +11,12 @@
 //! bica/manifest.json       last: sizes and SHA-256 of everything above, and what the dump is
 //! ```
 //!
+//! The manifest lists every added member with its size and SHA-256, and the dump as one
+//! logical file: its size, its SHA-256 (of the parts concatenated: what
+//! `tar -xzO --wildcards 'bica/dump.*' | sha256sum` prints), the number of parts and the part
+//! size. It does not list the parts one by one, so it stays a few hundred bytes and memory
+//! stays bounded however large the dump.
+//!
 //! Why parts: a tar header states its member's size before the data, and a database dump's
 //! size is not known until it ends. Buffering one part at a time keeps memory bounded and writes
 //! no temporary copy, and `tar -xzO --wildcards 'bica/dump.*'` concatenates the parts back into
@@ -70,7 +76,7 @@ pub struct Manifest {
     pub dump_format: String,
     /// The dump as one logical file: total size and SHA-256 of the concatenated parts.
     pub dump: DumpInfo,
-    /// Every member before the manifest, in archive order (dump parts included).
+    /// Every member before the manifest other than the dump parts, in archive order.
     pub members: Vec<Member>,
     /// Free-form `--meta KEY=VALUE` pairs (the entrypoint records the archive's name here).
     #[serde(default)]
@@ -401,18 +407,12 @@ pub fn pack<R: Read, W: Write>(
         total.update(&data);
         total_bytes += n as u64;
         let name = part_name(parts);
-        let sha = hex(Sha256::digest(&data));
         let mut block = Vec::with_capacity(512 + n + 512);
         block.extend_from_slice(tar_header(&name, n as u64, mtime)?.as_bytes());
         block.extend_from_slice(&data);
         drop(data);
         block.resize(block.len() + padding(n as u64), 0);
         gz.push(block)?;
-        members.push(Member {
-            name,
-            bytes: n as u64,
-            sha256: sha,
-        });
         if n < PART_SIZE {
             // read_full stops short only at the end of the input.
             break;
@@ -522,6 +522,11 @@ pub fn unpack<R: Read, W: Write>(input: R, out: &mut W, select: &Select) -> Resu
     let mut dump_hash = Sha256::new();
     let mut dump_bytes = 0u64;
     let mut parts = 0u64;
+    // Every part but the last has the first part's size, which must be the manifest's
+    // part_size; the last is not empty and not larger. Checked once the manifest is read.
+    let mut first_part_size = 0u64;
+    let mut odd_part: Option<(String, u64)> = None;
+    let mut last_part: Option<(String, u64)> = None;
     let mut manifest_bytes: Option<Vec<u8>> = None;
     let mut wanted_found = false;
     let mut buf = vec![0u8; 1 << 16];
@@ -602,12 +607,22 @@ pub fn unpack<R: Read, W: Write>(input: R, out: &mut W, select: &Select) -> Resu
         }
         if is_part {
             dump_bytes += size;
+            if parts == 1 {
+                first_part_size = size;
+            }
+            if let Some(prev) = last_part.take() {
+                if prev.1 != first_part_size && odd_part.is_none() {
+                    odd_part = Some(prev);
+                }
+            }
+            last_part = Some((name, size));
+        } else {
+            seen.push(Member {
+                name,
+                bytes: size,
+                sha256: hex(hash.finalize()),
+            });
         }
-        seen.push(Member {
-            name,
-            bytes: size,
-            sha256: hex(hash.finalize()),
-        });
     }
     // Read the rest of the gzip stream (the tar end blocks), so that its last CRC is checked
     // and nothing follows it.
@@ -639,6 +654,20 @@ pub fn unpack<R: Read, W: Write>(input: R, out: &mut W, select: &Select) -> Resu
         .into());
     }
     check_against_manifest(&manifest, &seen, dump_bytes, parts, dump_hash)?;
+    let part_size = manifest.dump.part_size;
+    if parts > 1 && first_part_size != part_size {
+        return Err(damaged(format!(
+            "dump parts are {first_part_size} bytes, the manifest says {part_size}"
+        )));
+    }
+    let last_bad = last_part
+        .clone()
+        .filter(|(_, size)| *size == 0 || *size > part_size);
+    if let Some((name, size)) = odd_part.or(last_bad) {
+        return Err(damaged(format!(
+            "dump part {name} is {size} bytes; every part but the last must be {part_size}, and the last not empty"
+        )));
+    }
     if let Some(m) = want_member {
         if !wanted_found {
             let names: Vec<_> = manifest
