@@ -64,12 +64,13 @@ FROM debian:trixie-slim
 ARG BICA_UID=10001
 ARG BICA_GID=10001
 
+# curl is for the ON_SUCCESS_CMD / ON_FAILURE_CMD hooks (healthchecks.io, Slack, SMTP).
 # The package names pin the major versions (pg_dump 17); the exact versions follow Debian's
 # security updates on every rebuild.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        postgresql-client-17 ca-certificates tzdata util-linux \
+        postgresql-client-17 ca-certificates curl tzdata util-linux \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --gid "${BICA_GID}" bica \
