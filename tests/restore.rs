@@ -524,3 +524,56 @@ fn healthcheck_follows_the_backups() {
         "{hook}"
     );
 }
+
+// Guards: the drill's scratch database lives where VERIFY_DB_* say: a DB_USER without CREATEDB
+// (a read-only backup user, as it should be) cannot run the drill alone; with a VERIFY_DB_USER
+// that may create databases (password from a file), it passes.
+#[test]
+fn verify_uses_the_verify_server_settings() {
+    let _turn = drill_lock();
+    let pg = pg();
+    let db = fixture_db("vf_sep");
+    let dir = tempdir();
+    let archive = backup(&db, dir.path(), &[]);
+    let reader = unique_name("vf_reader");
+    psql(
+        "postgres",
+        &format!("CREATE ROLE {reader} LOGIN PASSWORD 'readerpw'"),
+    );
+    let drill = unique_name("vf_drill");
+    psql(
+        "postgres",
+        &format!("CREATE ROLE {drill} LOGIN CREATEDB PASSWORD 'drillpw'"),
+    );
+    let name = archive.to_str().unwrap();
+
+    let mut cmd = entrypoint_cmd(&db, dir.path(), &["verify", name]);
+    cmd.env("DB_USER", &reader).env("DB_PASSWORD", "readerpw");
+    let r = run(&mut cmd);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot create the scratch database"),
+        "{}",
+        r.stderr
+    );
+
+    let secrets = tempdir();
+    let pw = secrets.path().join("drill-pw");
+    fs::write(&pw, "drillpw\n").unwrap();
+    let mut cmd = entrypoint_cmd(&db, dir.path(), &["verify", name]);
+    cmd.env("DB_USER", &reader)
+        .env("DB_PASSWORD", "readerpw")
+        .env("VERIFY_DB_HOST", &pg.host)
+        .env("VERIFY_DB_PORT", &pg.port)
+        .env("VERIFY_DB_USER", &drill)
+        .env("VERIFY_DB_PASSWORD_FILE", &pw);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("verify OK: "), "{}", r.stderr);
+    assert!(!r.stderr.contains("drillpw"), "a password in the log");
+    assert_eq!(scratch_dbs().trim(), "", "scratch database left behind");
+    psql(
+        "postgres",
+        &format!("DROP ROLE {reader}; DROP ROLE {drill}"),
+    );
+}
