@@ -97,9 +97,16 @@ pub fn render_error(name: &str, err: &anyhow::Error) -> String {
 pub fn main<C: Parser>(name: &str, run: fn(C) -> anyhow::Result<()>) -> ExitCode {
     let cli = match C::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // Usage errors name the tool like every other error (`bica-prune: invalid value
+            // ...`), so a script that keeps only `bica-NAME: ` lines keeps the reason too.
+            let text = e.render().to_string();
+            eprint!("{name}: {}", text.strip_prefix("error: ").unwrap_or(&text));
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+            return ExitCode::from(EXIT_OK);
         }
     };
     match run(cli) {

@@ -287,6 +287,14 @@ fn dump_globals(conn: &Conn) -> Result<()> {
         let mut cmd = Command::new("pg_dumpall");
         conn.apply(&mut cmd);
         cmd.args(["--globals-only", "--no-password"]);
+        // pg_dump turns statement_timeout off for its own session; pg_dumpall does not, so a
+        // role or database default (common for application roles) would cancel its catalog
+        // queries and fail every backup. A startup option outranks those defaults.
+        let options = std::env::var("PGOPTIONS").unwrap_or_default();
+        cmd.env(
+            "PGOPTIONS",
+            format!("{options} -c statement_timeout=0").trim_start(),
+        );
         if no_passwords {
             cmd.arg("--no-role-passwords");
         }
@@ -411,6 +419,16 @@ pub fn explain_failure(name: &str, status: ExitStatus, stderr: &[String]) -> Fai
         .find_map(|l| l.strip_prefix(&prefix_error))
         .map(str::to_string)
         .or_else(|| stderr.iter().rev().find(|l| !l.trim().is_empty()).cloned());
+    // A connection lost mid-dump: pg_dump's line says only which call failed; the why (the
+    // server's message, or libpq's) is in a detail line. Keep it on the one line.
+    let server_said = stderr.iter().find_map(|l| {
+        let (_, m) = l.split_once("Error message from server: ")?;
+        Some(m.trim().to_string())
+    });
+    let reason = match (reason, server_said) {
+        (Some(r), Some(m)) => Some(format!("{r} (server: {m})")),
+        (r, _) => r,
+    };
     // Print the details too (not the line we quote), for whoever reads the log.
     for line in stderr {
         if !line.is_empty() && !line.starts_with(&prefix_error) {
@@ -438,6 +456,20 @@ pub fn explain_failure(name: &str, status: ExitStatus, stderr: &[String]) -> Fai
             "{name} is older than the server and cannot dump it ({detail})"
         ))
         .hint("use a pg_dump at least as new as the server: the Bica image ships pg_dump 17, which dumps servers 9.2 to 17; on a host install the matching postgresql-client");
+    }
+    // --lock-wait-timeout: pg_dump cancels its LOCK TABLE with a statement timeout and names
+    // the table only in a detail line; put the table and the cause on the one line.
+    let locked_table = stderr.iter().find_map(|l| {
+        let (_, rest) = l.split_once("Query was: LOCK TABLE ")?;
+        Some(rest.split(" IN ").next().unwrap_or(rest).to_string())
+    });
+    if let Some(table) = locked_table {
+        if text.contains("statement timeout") || text.contains("lock timeout") {
+            return Fail::new(format!(
+                "{name} could not lock table {table} within --lock-wait-timeout: another session holds a conflicting lock ({reason})"
+            ))
+            .hint("find the session holding it (pg_locks, pg_stat_activity) and run again, or raise DB_LOCK_WAIT_TIMEOUT (--lock-wait-timeout)");
+        }
     }
     let hint = if text.contains("password authentication failed")
         || text.contains("no password supplied")

@@ -277,3 +277,245 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir_in(base)
         .expect("tempdir")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults, bad input and secrets (tests/faults.rs, tests/badinput.rs, tests/secrets.rs)
+
+use std::collections::BTreeMap;
+
+/// Every regular file in `dir` with its bytes, to prove a failed run changed nothing.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    files(dir)
+        .into_iter()
+        .filter(|n| dir.join(n).is_file())
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(&n)).expect("read file");
+            (n, bytes)
+        })
+        .collect()
+}
+
+/// The outcome of one fault or hostile-input scenario, appended to
+/// `target/tmp/fault-matrix.tsv` (the README's table is counted from it): whether older
+/// archives changed (data lost), whether a temporary was left, whether the error was unclear.
+pub fn record_outcome(scenario: &str, lost: bool, partial: bool, unclear: bool) {
+    use std::io::Write;
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-matrix.tsv");
+    let line = format!(
+        "{}\t{}\t{scenario}\t{}\t{}\t{}\n",
+        std::process::id(),
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+        lost as u8,
+        partial as u8,
+        unclear as u8
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open fault-matrix.tsv");
+    f.write_all(line.as_bytes())
+        .expect("write fault-matrix.tsv");
+}
+
+/// The PIDs of the direct children of `parent` whose command name is `comm`.
+pub fn child_pids_named(parent: u32, comm: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid: u32 = stat[close + 2..]
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if ppid == parent && &stat[open + 1..close] == comm {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Polls `f` every 50 ms until it returns Some, for at most `secs` seconds.
+pub fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `kill SIG PID` (a negative PID is a process group).
+pub fn send_signal(pid: i64, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, "--", &pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A PostgreSQL cluster of our own (initdb, pg_ctl), for faults that would disturb the shared
+/// one: restarting the server, killing a backend (the postmaster then restarts every session),
+/// or a server of another version. Password auth over TCP on 127.0.0.1, like the shared one.
+/// Stopped when dropped, even when the test fails.
+pub struct Cluster {
+    pub bindir: PathBuf,
+    pub data: PathBuf,
+    pub port: u16,
+    pub password: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// initdb and start a cluster with the server binaries in `bindir`, as the postgres user
+    /// (the server refuses to run as root).
+    pub fn start(bindir: &Path) -> Cluster {
+        let dir = tempdir();
+        let data = dir.path().join("data");
+        let password = "cluster-pw-4711".to_string();
+        std::fs::write(dir.path().join("pw"), &password).expect("pwfile");
+        let chown = |p: &Path| {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(p)
+                .status()
+                .expect("chown")
+                .success();
+            assert!(ok, "chown {}", p.display());
+        };
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        chown(dir.path());
+        let as_postgres = |prog: &str| {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(bindir.join(prog))
+            .env_remove("PGHOST")
+            .env_remove("PGPORT")
+            .env_remove("PGUSER")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGDATABASE")
+            .stdin(Stdio::null());
+            c
+        };
+        let r = run(as_postgres("initdb")
+            .args(["-U", "postgres", "-E", "UTF8", "--locale=C"])
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+            .arg(format!("--pwfile={}", dir.path().join("pw").display()))
+            .arg("-D")
+            .arg(&data));
+        assert_eq!(r.code, Some(0), "initdb: {}{}", r.stdout, r.stderr);
+        let port = free_port();
+        let cluster = Cluster {
+            bindir: bindir.to_path_buf(),
+            data,
+            port,
+            password,
+            _dir: dir,
+        };
+        cluster.pg_ctl(&["start", "-w", "-t", "60"]);
+        cluster
+    }
+
+    /// Runs `pg_ctl ARGS` for this cluster (as the postgres user); panics on failure.
+    pub fn pg_ctl(&self, args: &[&str]) {
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.data.display()
+        );
+        let r = run(Command::new("setpriv")
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(self.bindir.join("pg_ctl"))
+            .args(args)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-o")
+            .arg(opts)
+            .arg("-l")
+            .arg(self.data.join("log.txt"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()));
+        assert_eq!(r.code, Some(0), "pg_ctl {args:?}: {}", r.stderr);
+    }
+
+    /// psql against this cluster (the host's client; it talks to any newer server).
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db])
+            .arg("-c")
+            .arg(sql)
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", "postgres")
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .expect("run psql");
+        check(out, &format!("psql :{} {db}: {sql}", self.port))
+    }
+
+    /// `entrypoint.sh ARGS` for database `db` of this cluster, writing into `dir`.
+    pub fn entrypoint_cmd(&self, db: &str, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = entrypoint_cmd(db, dir, args);
+        cmd.env("DB_HOST", "127.0.0.1")
+            .env("DB_PORT", self.port.to_string())
+            .env("DB_USER", "postgres")
+            .env("DB_PASSWORD", &self.password);
+        cmd
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("setpriv")
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(self.bindir.join("pg_ctl"))
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(&self.data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
