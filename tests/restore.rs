@@ -577,3 +577,68 @@ fn verify_uses_the_verify_server_settings() {
         &format!("DROP ROLE {reader}; DROP ROLE {drill}"),
     );
 }
+
+// Guards (notes/postgres.md): an archive from a pg_dump newer than this machine's pg_restore is
+// refused before anything is created, naming both versions and the way out. The archive is a
+// real dump whose header names pg_dump "99.x" (same length), since no newer pg_dump is here.
+#[test]
+fn restore_refuses_an_archive_newer_than_pg_restore() {
+    let db = create_db("rs_newer");
+    psql(&db, "CREATE TABLE t AS SELECT 1 AS x");
+    let version = String::from_utf8(
+        Command::new("pg_dump")
+            .arg("--version")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let version = version
+        .trim()
+        .split_once("(PostgreSQL) ")
+        .unwrap()
+        .1
+        .to_string();
+    let dump = Command::new("pg_dump")
+        .args(["-Fc", "-Z0", "-d", &db])
+        .output()
+        .unwrap();
+    assert!(dump.status.success());
+    let mut bytes = dump.stdout;
+    let head = &bytes[..1024.min(bytes.len())];
+    let at = head
+        .windows(version.len())
+        .rposition(|w| w == version.as_bytes())
+        .expect("pg_dump's version in the header");
+    bytes[at] = b'9';
+    bytes[at + 1] = b'9';
+    let dir = tempdir();
+    let archive = dir.path().join("bica-backup-2020-01-01_0300.tar.gz");
+    let mut pack = Command::new(bin_dir().join("bica-pack"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(fs::File::create(&archive).unwrap())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(pack.stdin.as_mut().unwrap(), &bytes).unwrap();
+    drop(pack.stdin.take());
+    assert!(pack.wait().unwrap().success());
+
+    let target = unique_name("rs_newer_into");
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &["restore", archive.to_str().unwrap(), "--into", &target],
+    ));
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let ours = version.split('.').next().unwrap();
+    let expect = format!("made by pg_dump 99.");
+    assert!(
+        r.stderr.contains(&expect)
+            && r.stderr
+                .contains(&format!("this pg_restore is {ours}, too old"))
+            && r.stderr.contains("nothing was restored"),
+        "{}",
+        r.stderr
+    );
+    assert!(!db_exists(&target), "a refused restore created {target}");
+}
