@@ -47,7 +47,8 @@ Variables (default):
   DB_HOST (postgres-db)  DB_PORT (5432)  DB_USER  DB_NAME  DB_PASSWORD | DB_PASSWORD_FILE
   BACKUP_DIR (/mnt/backups)  BACKUP_PREFIX (bica-backup)  RETENTION_DAYS (7)  KEEP_MIN (2)
   ENCRYPT (auto: on when a key is set)  ENCRYPT_RECIPIENTS | ENCRYPT_RECIPIENTS_FILE
-  ENCRYPT_PASS | ENCRYPT_PASS_FILE  DB_WAIT (60)  DB_GLOBALS (true)  PACK_LEVEL (pack default)
+  ENCRYPT_PASS | ENCRYPT_PASS_FILE  DB_WAIT (60)  DB_LOCK_WAIT_TIMEOUT (300)  DB_GLOBALS (true)
+  PACK_LEVEL (pack default)
   CATCH_UP (true)  CRONTAB (/etc/bica/crontab.txt)  HEALTH_MAX_AGE_HOURS (14)
   METRICS_FILE ($BACKUP_DIR/bica.prom, or off)  ON_SUCCESS_CMD  ON_FAILURE_CMD  HOOK_TIMEOUT (60)
   restore/verify: ENCRYPT_IDENTITY_FILE (age identity)  VERIFY_DB_HOST VERIFY_DB_PORT
@@ -89,6 +90,7 @@ load_config() {
 	RETENTION_DAYS=${RETENTION_DAYS:-7}
 	KEEP_MIN=${KEEP_MIN:-2}
 	DB_WAIT=${DB_WAIT:-60}
+	DB_LOCK_WAIT_TIMEOUT=${DB_LOCK_WAIT_TIMEOUT:-300}
 	DB_GLOBALS=${DB_GLOBALS:-true}
 	CATCH_UP=${CATCH_UP:-true}
 	CRONTAB=${CRONTAB:-/etc/bica/crontab.txt}
@@ -109,8 +111,12 @@ load_config() {
 	local problems=()
 	check_storage_config
 	[ "$scope" = storage ] || check_backup_config
-	if ((${#problems[@]})); then
-		say "the configuration is invalid; nothing was done:"
+	if ((${#problems[@]} == 1)); then
+		# One problem: one line, which the log of a scheduled run shows whole.
+		say "${CONFIG_FAILURE_PREFIX:-}the configuration is invalid; nothing was done: ${problems[0]}"
+		exit "$EXIT_CONFIG"
+	elif ((${#problems[@]})); then
+		say "${CONFIG_FAILURE_PREFIX:-}the configuration is invalid; nothing was done:"
 		local p
 		for p in "${problems[@]}"; do
 			printf '  - %s\n' "$p" >&2
@@ -121,8 +127,10 @@ load_config() {
 
 # check_storage_config: appends to the caller's problems array.
 check_storage_config() {
-	[[ $RETENTION_DAYS =~ ^[0-9]+$ ]] && ((10#$RETENTION_DAYS >= 1)) ||
-		problems+=("RETENTION_DAYS='$RETENTION_DAYS' is not a whole number of days, 1 or more")
+	# At most 36500 days (100 years, what bica-prune accepts): a typo such as 99999 must stop
+	# the start, not fail every 03:00 prune after a good backup.
+	[[ $RETENTION_DAYS =~ ^[0-9]{1,9}$ ]] && ((10#$RETENTION_DAYS >= 1 && 10#$RETENTION_DAYS <= 36500)) ||
+		problems+=("RETENTION_DAYS='$RETENTION_DAYS' is not a whole number of days from 1 to 36500")
 	[[ $KEEP_MIN =~ ^[0-9]+$ ]] && ((10#$KEEP_MIN >= 1)) ||
 		problems+=("KEEP_MIN='$KEEP_MIN' is not a whole number, 1 or more")
 	[[ $HEALTH_MAX_AGE_HOURS =~ ^[0-9]+$ ]] && ((10#$HEALTH_MAX_AGE_HOURS >= 1)) ||
@@ -149,6 +157,8 @@ check_backup_config() {
 		problems+=("DB_PASSWORD_FILE=$DB_PASSWORD_FILE cannot be read")
 	fi
 	[[ $DB_WAIT =~ ^[0-9]+$ ]] || problems+=("DB_WAIT='$DB_WAIT' is not a whole number of seconds")
+	[[ $DB_LOCK_WAIT_TIMEOUT =~ ^[0-9]{1,9}$ ]] ||
+		problems+=("DB_LOCK_WAIT_TIMEOUT='$DB_LOCK_WAIT_TIMEOUT' is not a whole number of seconds (0 waits forever)")
 	[ -z "$PACK_LEVEL" ] || [[ $PACK_LEVEL =~ ^[0-9]$ ]] ||
 		problems+=("PACK_LEVEL='$PACK_LEVEL' is not a compression level from 0 to 9")
 	is_bool "$DB_GLOBALS" || problems+=("DB_GLOBALS='$DB_GLOBALS' is not true or false")
@@ -452,6 +462,7 @@ cmd_backup() {
 		esac
 		shift
 	done
+	CONFIG_FAILURE_PREFIX="backup FAILED: "
 	load_config
 	take_lock
 	sweep_partials
@@ -473,7 +484,7 @@ cmd_backup() {
 	TMP_GLOBALS="$BACKUP_DIR/.$BACKUP_PREFIX-$stamp-globals.sql.partial"
 	TMP_ERRDIR=$(mktemp -d "${TMPDIR:-/tmp}/bica.XXXXXX")
 	trap 'rm -rf -- "$TMP_ARCHIVE" "$TMP_GLOBALS" "$TMP_ERRDIR"' EXIT
-	trap 'say "backup interrupted by a signal; nothing was published"; exit 143' TERM INT HUP
+	trap 'say "backup FAILED: interrupted by a signal; nothing was published, older archives are untouched"; exit 143' TERM INT HUP
 
 	say "backup started: $name from $DB_USER@$DB_HOST:$DB_PORT/$DB_NAME"
 	local start=$SECONDS failure=""
@@ -497,16 +508,16 @@ cmd_backup() {
 		# that died cannot become a small, valid-looking archive.
 		set +e
 		if [ "$ENCRYPT_MODE" = none ]; then
-			run_dump --wait "$DB_WAIT" 2>"$TMP_ERRDIR/0" |
+			run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$TMP_ERRDIR/0" |
 				bica-pack "${pack_args[@]}" 2>"$TMP_ERRDIR/1" >"$TMP_ARCHIVE"
 			statuses=("${PIPESTATUS[@]}" 0)
 		elif [ "$ENCRYPT_MODE" = passphrase ] && [ -n "$SECRET_ENCRYPT_PASS" ]; then
-			run_dump --wait "$DB_WAIT" 2>"$TMP_ERRDIR/0" |
+			run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$TMP_ERRDIR/0" |
 				bica-pack "${pack_args[@]}" 2>"$TMP_ERRDIR/1" |
 				BICA_PASSPHRASE="$SECRET_ENCRYPT_PASS" bica-seal "${SEAL_ARGS[@]}" 2>"$TMP_ERRDIR/2" >"$TMP_ARCHIVE"
 			statuses=("${PIPESTATUS[@]}")
 		else
-			run_dump --wait "$DB_WAIT" 2>"$TMP_ERRDIR/0" |
+			run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$TMP_ERRDIR/0" |
 				bica-pack "${pack_args[@]}" 2>"$TMP_ERRDIR/1" |
 				bica-seal "${SEAL_ARGS[@]}" 2>"$TMP_ERRDIR/2" >"$TMP_ARCHIVE"
 			statuses=("${PIPESTATUS[@]}")
@@ -523,9 +534,14 @@ cmd_backup() {
 			((statuses[i] == 0)) && continue
 			local msg
 			msg=$(first_error "$TMP_ERRDIR/$i")
+			if [ -z "$msg" ] && ((statuses[i] > 128)); then
+				# Killed without a word: name the signal (XFSZ: the file size limit, KILL: the
+				# out-of-memory killer or a stop, ...).
+				msg="${stages[i]}: killed by signal SIG$(kill -l "$((statuses[i] - 128))" 2>/dev/null || echo "$((statuses[i] - 128))")"
+			fi
 			[ -n "$msg" ] || msg="${stages[i]}: exited with status ${statuses[i]}"
 			[ -n "$fallback" ] || fallback=$msg
-			if ! grep -q -i -E 'broken pipe|stopped early' <<<"$msg"; then
+			if ! grep -q -i -E 'broken pipe|stopped early|SIGPIPE' <<<"$msg"; then
 				failure=$msg
 				break
 			fi
