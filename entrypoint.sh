@@ -720,7 +720,14 @@ with_pg() {
 
 # sql TARGET DB QUERY: one query through psql, unaligned, stopping on error.
 sql() {
-	with_pg "$1" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$2" -c "$3"
+	with_pg "$1" psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$(conninfo_dbname "$2")" -c "$3"
+}
+
+# conninfo_dbname NAME: NAME as a libpq connection string, for -d: psql and pg_restore read a
+# -d holding '=' as a connection string, so a database named `a = b` must be quoted as one.
+conninfo_dbname() {
+	local n=${1//\\/\\\\}
+	printf "dbname='%s'" "${n//\'/\\\'}"
 }
 
 # sql_literal TEXT: TEXT as a SQL string literal.
@@ -890,7 +897,7 @@ cmd_restore() {
 		fi
 	fi
 
-	local args=(--exit-on-error --single-transaction -d "$into")
+	local args=(--exit-on-error --single-transaction -d "$(conninfo_dbname "$into")")
 	$clean && args+=(--clean --if-exists)
 	$owner || args+=(--no-owner --no-privileges)
 	say "restore: restoring $name into $into (one transaction: all or nothing)"

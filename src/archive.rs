@@ -499,6 +499,18 @@ fn read_error(e: io::Error) -> anyhow::Error {
                 format!("damaged data: {msg}")
             }
         }
+        // The tar reader's format errors (a bad header checksum, a size that is not a number)
+        // carry no OS error code: the data is not a tar, or is damaged. They quote the raw
+        // header bytes, so keep one printable line of them.
+        _ if e.raw_os_error().is_none() => {
+            let msg: String = e
+                .to_string()
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(120)
+                .collect();
+            format!("not a tar archive inside the gzip stream, or damaged: {msg}")
+        }
         _ => return anyhow::Error::new(e).context("cannot read archive"),
     };
     damaged(why).context("cannot read archive")
@@ -630,7 +642,8 @@ pub fn unpack<R: Read, W: Write>(input: R, out: &mut W, select: &Select) -> Resu
     io::copy(&mut rest, &mut io::sink()).map_err(read_error)?;
 
     let Some(manifest_bytes) = manifest_bytes else {
-        return Err(if seen.is_empty() {
+        // Dump parts are not kept in `seen` (the manifest no longer lists them): count them too.
+        return Err(if seen.is_empty() && parts == 0 {
             damaged("no members: the input is an empty tar, or not a bica archive")
         } else {
             damaged("no manifest: the archive is truncated, or was not made by bica-pack")

@@ -299,7 +299,10 @@ fn dump_globals(conn: &Conn) -> Result<()> {
             cmd.arg("--no-role-passwords");
         }
         if let Some(db) = &conn.dbname {
-            cmd.arg(format!("--database={db}"));
+            // pg_dumpall reads --database as a connection string when it holds '=': quote it
+            // as one, so a database named `a = b` or `x host=elsewhere` is only a name.
+            let quoted = db.replace('\\', "\\\\").replace('\'', "\\'");
+            cmd.arg(format!("--database=dbname='{quoted}'"));
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| not_installed("pg_dumpall", e))?;

@@ -258,7 +258,7 @@ fn finish(child: Child) -> Ran {
 
 /// What the summary says when the server goes away mid-dump: pg_dump's own line, with the
 /// server's or libpq's reason (over TLS often only "SSL SYSCALL error: EOF detected").
-const LOST_CONNECTION: &[&str] = &["PQgetCopyData() failed. (server: "];
+const LOST_CONNECTION: &[&str] = &["() failed. (server: "];
 
 fn copy_running(db: &str) -> bool {
     psql(
