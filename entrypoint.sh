@@ -779,6 +779,20 @@ manifest_field() {
 	sed -n "s/^ *\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p" <<<"$1" | head -n 1
 }
 
+# pg_restore_into TARGET DB PG_RESTORE_OPTIONS...: restores the custom-format dump on stdin into
+# DB on TARGET's server, in one transaction, stopping at the first error. pg_restore renders the
+# SQL and psql runs it: pg_restore 17 (the image's) starts with "SET transaction_timeout = 0",
+# which servers before 17 reject ("unrecognized configuration parameter"), so for them that one
+# line is dropped; nothing else is changed.
+pg_restore_into() {
+	local target=$1 db=$2 server
+	shift 2
+	server=$(sql "$target" postgres "SHOW server_version_num") || return 1
+	pg_restore -f - "$@" |
+		if ((10#$server < 170000)); then sed '/^SET transaction_timeout = 0;$/d'; else cat; fi |
+		with_pg "$target" psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d "$(conninfo_dbname "$db")" >/dev/null
+}
+
 # pg_restore_too_old MANIFEST: says why this machine's pg_restore cannot read the archive (it is
 # older than the pg_dump that made it: "unsupported version in file header"), or nothing.
 pg_restore_too_old() {
@@ -897,17 +911,17 @@ cmd_restore() {
 		fi
 	fi
 
-	local args=(--exit-on-error --single-transaction -d "$(conninfo_dbname "$into")")
+	local args=()
 	$clean && args+=(--clean --if-exists)
 	$owner || args+=(--no-owner --no-privileges)
 	say "restore: restoring $name into $into (one transaction: all or nothing)"
-	if ! open_archive "$path" | bica-pack -x | with_pg db pg_restore "${args[@]}"; then
+	if ! open_archive "$path" | bica-pack -x | pg_restore_into db "$into" "${args[@]}"; then
 		if $created; then
 			sql db postgres "DROP DATABASE $(sql_ident "$into")" >/dev/null || true
 			say "restore: dropped $into again, which this restore had created"
 		fi
 		say "hint: a missing role? restore with --with-globals, or without owners and grants with --no-owner"
-		die "$EXIT_FAILED" "restore FAILED: pg_restore stopped at the first error (above); $into is as it was before"
+		die "$EXIT_FAILED" "restore FAILED: the restore stopped at the first error (above); $into is as it was before"
 	fi
 	local stats
 	stats=$(table_stats db "$into")
@@ -915,10 +929,11 @@ cmd_restore() {
 	say "check it: psql -d $into -c '\\dt+'"
 }
 
-# rendered_hash TEXT_STREAM: sha256 of SQL text minus comments and pg_dump's random \restrict
-# keys, so the archive's rendering and the restored database's dump can be compared.
+# rendered_hash TEXT_STREAM: sha256 of SQL text minus comments, pg_dump's random \restrict
+# keys and the SET transaction_timeout line of version 17 tools, so the archive's rendering and
+# the restored database's dump can be compared.
 rendered_hash() {
-	grep -v -E '^(--|\\restrict |\\unrestrict )' | sha256sum | cut -d' ' -f1
+	grep -v -E '^(--|\\restrict |\\unrestrict |SET transaction_timeout )' | sha256sum | cut -d' ' -f1
 }
 
 cmd_verify() {
@@ -959,7 +974,7 @@ cmd_verify() {
 	sql verify postgres "CREATE DATABASE $(sql_ident "$SCRATCH_DB") TEMPLATE template0" >/dev/null ||
 		verify_fail "cannot create the scratch database $SCRATCH_DB (does the user have CREATEDB?)"
 	if ! open_archive "$path" | bica-pack -x |
-		with_pg verify pg_restore --exit-on-error --single-transaction --no-owner --no-privileges -d "$SCRATCH_DB"; then
+		pg_restore_into verify "$SCRATCH_DB" --no-owner --no-privileges; then
 		verify_fail "pg_restore failed (above)"
 	fi
 	# 4. The restored database equals what the archive holds: pg_restore's rendering of the

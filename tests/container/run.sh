@@ -10,6 +10,8 @@
 # Checks (each prints PASS or FAIL; any FAIL makes the script exit 1):
 #   lint      hadolint on the Dockerfile
 #   a         a backup from the container: name, owner, mode, and a restore that is identical
+#   g         `entrypoint.sh restore` and `verify` in the image (pg_restore 17) against this
+#             PostgreSQL 15 server: identical restore, drill passes, no scratch database left
 #   b         the schedule: a mounted crontab fires without anyone calling backup; the shipped
 #             crontab's next fire times are 03:00 and 14:00 UTC whatever the container's TZ
 #   c         restart survival: kill -9 mid-backup leaves no partial file and the next run
@@ -393,6 +395,36 @@ check_a() {
 	info "restored with the image's bica-seal -d | bica-pack -x | pg_restore: identical ($(wc -l <"$WORK/a.shop.sql") lines of pg_dump, $(psql -X -A -t -d shop_restored -c 'SELECT count(*) FROM orders') orders)"
 }
 
+# check_g: the documented restore and drill, run in the image (its pg_restore 17) against this
+# PostgreSQL 15 server: entrypoint.sh restore into a new database, identical; verify passes and
+# drops its scratch database.
+check_g() {
+	local dir
+	dir=$(backup_dir g)
+	mapfile -t args < <(ctr_args "$dir" shop)
+	podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" backup >"$WORK/g.log" 2>&1 || {
+		cat "$WORK/g.log"
+		fail "the backup container failed"
+	}
+	args+=(-v "$WORK/keys:/keys:ro" -e ENCRYPT_IDENTITY_FILE=/keys/key.txt)
+	podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" restore --latest --into shop_restored_g >"$WORK/g.restore.log" 2>&1 || {
+		cat "$WORK/g.restore.log"
+		fail "entrypoint.sh restore failed in the container"
+	}
+	info "$(grep 'restore OK' "$WORK/g.restore.log")"
+	dump_db shop >"$WORK/g.shop.sql"
+	dump_db shop_restored_g >"$WORK/g.restored.sql"
+	diff -q "$WORK/g.shop.sql" "$WORK/g.restored.sql" >/dev/null || fail "the restored database differs from the original"
+	info "shop_restored_g is identical to shop"
+	podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" verify --latest >"$WORK/g.verify.log" 2>&1 || {
+		cat "$WORK/g.verify.log"
+		fail "entrypoint.sh verify failed in the container"
+	}
+	info "$(grep 'verify OK' "$WORK/g.verify.log")"
+	[ -z "$(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'bica_verify_%'")" ] ||
+		fail "verify left its scratch database behind"
+}
+
 check_b() {
 	local dir
 	dir=$(backup_dir b)
@@ -682,7 +714,7 @@ run_check() {
 
 main() {
 	local wanted=("$@")
-	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a b c d e f)
+	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g b c d e f)
 	setup_host
 	say "setup: images"
 	base_image trixie docker.io/library/debian:trixie-slim
@@ -717,8 +749,9 @@ main() {
 		d) run_check d "a bad configuration stops the container at once with a clear message" ;;
 		e) run_check e "healthcheck: starting, healthy, unhealthy on failure and when backups stop" ;;
 		f) run_check f "docker-compose up -d with docker-compose.yml; a backup runs in it" ;;
+		g) run_check g "entrypoint.sh restore and verify in the image (pg_restore 17) against PostgreSQL 15" ;;
 		*)
-			echo "tests/container/run.sh: unknown check '$id' (lint a b c d e f)" >&2
+			echo "tests/container/run.sh: unknown check '$id' (lint a g b c d e f)" >&2
 			exit 2
 			;;
 		esac
