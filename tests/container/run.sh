@@ -12,6 +12,7 @@
 #   a         a backup from the container: name, owner, mode, and a restore that is identical
 #   g         `entrypoint.sh restore` and `verify` in the image (pg_restore 17) against this
 #             PostgreSQL 15 server: identical restore, drill passes, no scratch database left
+#   h         VERIFY_SCHEDULE: the restore drill runs from the schedule and records its verdict
 #   b         the schedule: a mounted crontab fires without anyone calling backup; the shipped
 #             crontab's next fire times are 03:00 and 14:00 UTC whatever the container's TZ
 #   c         restart survival: kill -9 mid-backup leaves no partial file and the next run
@@ -425,6 +426,29 @@ check_g() {
 		fail "verify left its scratch database behind"
 }
 
+# check_h: VERIFY_SCHEDULE adds the restore drill to the schedule; with the identity mounted,
+# drills run by themselves and record their verdict.
+check_h() {
+	local dir
+	dir=$(backup_dir h)
+	printf 'CRON_TZ=UTC\n*/5 * * * * * * entrypoint.sh backup\n' >"$WORK/h.crontab"
+	chmod 0644 "$WORK/h.crontab"
+	mapfile -t args < <(ctr_args "$dir" shop)
+	podman run -d --name bica-h "${args[@]}" -e CATCH_UP=false -e 'VERIFY_SCHEDULE=*/7 * * * * * *' \
+		-v "$WORK/keys:/keys:ro" -e ENCRYPT_IDENTITY_FILE=/keys/key.txt \
+		-v "$WORK/h.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>"$WORK/h.err"
+	wait_for 90 log_has bica-h 'verify OK: ' || {
+		podman logs bica-h 2>&1 | tail -n 20
+		fail "no restore drill within 90 s of VERIFY_SCHEDULE='*/7 * * * * * *'"
+	}
+	log_has bica-h 'restore drill scheduled: */7 * * * * * * (UTC)' || fail "the drill line was not announced"
+	grep -q '"last_verify_result": "ok"' "$dir/bica-status.json" || fail "the drill's verdict is not in bica-status.json"
+	grep -qx 'bica_last_verify_success 1' "$dir/bica.prom" || fail "the drill's verdict is not in bica.prom"
+	info "$(podman logs bica-h 2>&1 | grep -m 1 'verify OK: ')"
+	podman stop -t 30 bica-h >/dev/null 2>&1
+	podman rm bica-h >/dev/null 2>&1
+}
+
 check_b() {
 	local dir
 	dir=$(backup_dir b)
@@ -714,7 +738,7 @@ run_check() {
 
 main() {
 	local wanted=("$@")
-	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g b c d e f)
+	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g b h c d e f)
 	setup_host
 	say "setup: images"
 	base_image trixie docker.io/library/debian:trixie-slim
@@ -750,8 +774,9 @@ main() {
 		e) run_check e "healthcheck: starting, healthy, unhealthy on failure and when backups stop" ;;
 		f) run_check f "docker-compose up -d with docker-compose.yml; a backup runs in it" ;;
 		g) run_check g "entrypoint.sh restore and verify in the image (pg_restore 17) against PostgreSQL 15" ;;
+		h) run_check h "VERIFY_SCHEDULE runs the restore drill from the schedule and records it" ;;
 		*)
-			echo "tests/container/run.sh: unknown check '$id' (lint a g b c d e f)" >&2
+			echo "tests/container/run.sh: unknown check '$id' (lint a g b h c d e f)" >&2
 			exit 2
 			;;
 		esac
