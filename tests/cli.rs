@@ -632,3 +632,33 @@ fn prune_on_a_real_directory() {
     let o = bica("bica-prune", &["--dir", ds, "--keep-days", "0"], b"", &[]);
     assert_eq!(o.code, 2, "{}", o.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The pg_dump header
+
+// Guards: the manifest's database and versions come from pg_dump's own header, in the format of
+// pg_dump 15 (archive 1.14, compression as an int) and 17 (1.16, compression as a byte). The
+// files are the first 256 bytes of real `pg_dump -Fc -Z0` output of a database named "shop":
+// 15.18 from this machine, 17.11 from the image (tests/container/run.sh builds it).
+#[test]
+fn pg_dump_headers_of_15_and_17() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let h15 = fs::read(data.join("pg_dump-15-header.bin")).unwrap();
+    let h = bica::archive::parse_pg_dump_header(&h15).expect("15 header");
+    assert_eq!(h.archive_version, (1, 14, 0));
+    assert_eq!(h.database.as_deref(), Some("shop"));
+    assert!(h.pg_dump_version.unwrap().starts_with("15."));
+    let h17 = fs::read(data.join("pg_dump-17-header.bin")).unwrap();
+    let h = bica::archive::parse_pg_dump_header(&h17).expect("17 header");
+    assert_eq!(h.archive_version, (1, 16, 0));
+    assert_eq!(h.database.as_deref(), Some("shop"));
+    assert!(h.server_version.unwrap().starts_with("15."));
+    assert!(h.pg_dump_version.unwrap().starts_with("17."));
+
+    // And through bica-pack, into the manifest.
+    let archive = ok("bica-pack", &[], &h17);
+    let m: serde_json::Value =
+        serde_json::from_slice(&ok("bica-pack", &["--list"], &archive)).unwrap();
+    assert_eq!(m["database"], "shop");
+    assert_eq!(m["dump_format"], "pg_dump custom format 1.16.0");
+}
