@@ -784,6 +784,10 @@ main() {
 
 	say "summary ($((SECONDS - STARTED)) s in all)"
 	printf '   %s\n' "${RESULTS[@]}"
+	local passed failed
+	passed=$(printf '%s\n' "${RESULTS[@]}" | grep -c '^PASS' || true)
+	failed=$(printf '%s\n' "${RESULTS[@]}" | grep -c '^FAIL' || true)
+	printf 'container: %d passed, %d failed\n' "$passed" "$failed"
 	return "$FAILED"
 }
 
