@@ -83,11 +83,11 @@ pub struct Cli {
     pub meta: Vec<String>,
 }
 
-/// The default gzip level. Levels are libdeflate's (0 stores, 1 is fastest, 9 smallest): 2
-/// makes an archive about the size of `gzip -6` on a typical dump (smaller on the benchmark's)
-/// at several times its speed, which keeps a backup within 1.5x of pg_dump's own time on two
-/// cores. The README's Performance section has the measurements behind it.
-pub const DEFAULT_LEVEL: u32 = 2;
+/// The default gzip level. Levels are libdeflate's (0 stores, 1 is fastest, 9 smallest). On
+/// the benchmark's database (bench/run.sh, two cores) level 1 keeps a backup within 1.2x of
+/// pg_dump's own time with an archive 1% larger than `gzip -6`'s; level 2 is 1.4x, 1.5% smaller
+/// than gzip -6; level 6 1.65x and 6% smaller. The README's Performance section has the table.
+pub const DEFAULT_LEVEL: u32 = 1;
 
 pub const DOC: ManDoc = ManDoc {
     examples: &[
