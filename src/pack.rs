@@ -84,9 +84,10 @@ pub struct Cli {
 }
 
 /// The default gzip level. Levels are libdeflate's (0 stores, 1 is fastest, 9 smallest). On
-/// the benchmark's database (bench/run.sh, two cores) level 1 keeps a backup within 1.2x of
-/// pg_dump's own time with an archive 1% larger than `gzip -6`'s; level 2 is 1.4x, 1.5% smaller
-/// than gzip -6; level 6 1.65x and 6% smaller. The README's Performance section has the table.
+/// the benchmark's database (bench/run.sh, two cores, two runs of 3) a backup at level 1 took
+/// 1.07 to 1.26x pg_dump's own time with an archive 1% larger than `gzip -6`'s; level 2 1.22 to
+/// 1.38x and 1.4% smaller; level 6 1.47 to 1.65x and 6% smaller. The README's Performance
+/// section has the table and the trade-off.
 pub const DEFAULT_LEVEL: u32 = 1;
 
 pub const DOC: ManDoc = ManDoc {
