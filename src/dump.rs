@@ -301,8 +301,7 @@ fn dump_globals(conn: &Conn) -> Result<()> {
         if let Some(db) = &conn.dbname {
             // pg_dumpall reads --database as a connection string when it holds '=': quote it
             // as one, so a database named `a = b` or `x host=elsewhere` is only a name.
-            let quoted = db.replace('\\', "\\\\").replace('\'', "\\'");
-            cmd.arg(format!("--database=dbname='{quoted}'"));
+            cmd.arg(format!("--database={}", dbname_conninfo(db)));
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| not_installed("pg_dumpall", e))?;
@@ -329,6 +328,14 @@ fn dump_globals(conn: &Conn) -> Result<()> {
         (status, out, stderr) = attempt(true)?;
     }
     if !status.success() {
+        // pg_dumpall names the database as we passed it, a quoted connection string: say the
+        // name the user gave instead.
+        if let Some(db) = &conn.dbname {
+            let passed = format!("\"{}\"", dbname_conninfo(db));
+            for line in stderr.iter_mut() {
+                *line = line.replace(&passed, &format!("\"{db}\""));
+            }
+        }
         // pg_dumpall (15, at least) says only "could not connect to database" and drops
         // libpq's reason; psql keeps it, so ask psql and put the reason on the same line.
         if let Some(line) = stderr
@@ -345,6 +352,12 @@ fn dump_globals(conn: &Conn) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&out).context("cannot write output")?;
     stdout.flush().context("cannot write output")
+}
+
+/// `dbname='NAME'`: a database name as a libpq connection string, so that a name holding '='
+/// (`a = b`, `x host=elsewhere`) stays a name.
+fn dbname_conninfo(db: &str) -> String {
+    format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// libpq's reason for failing to connect, asked of psql; None if psql connects (or is missing).

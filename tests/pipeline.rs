@@ -273,6 +273,14 @@ fn wrong_password_fails_cleanly() {
     cmd.env("DB_PASSWORD", "not the password");
     let r = run(&mut cmd);
     assert_failed_cleanly(&r, dir.path(), &old, "password authentication failed");
+    // The database is named as the user gave it, not as the quoted conninfo we pass.
+    assert!(
+        r.stderr
+            .contains(&format!("could not connect to database \"{db}\""))
+            && !r.stderr.contains("dbname='"),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stderr.contains("hint: check DB_USER and DB_PASSWORD"),
         "{}",
