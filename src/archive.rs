@@ -110,62 +110,30 @@ pub struct PgDumpHeader {
 /// the server and pg_dump versions as length-prefixed strings). Returns None for anything
 /// else: bica-pack packs any stream, it only describes a pg_dump one better.
 pub fn parse_pg_dump_header(data: &[u8]) -> Option<PgDumpHeader> {
-    let mut r = data.strip_prefix(b"PGDMP")?;
-    let mut byte = || -> Option<u8> {
-        let (&b, rest) = r.split_first()?;
-        r = rest;
-        Some(b)
+    let mut r = HeaderReader {
+        rest: data.strip_prefix(b"PGDMP")?,
+        int_size: 0,
     };
-    let version = (byte()?, byte()?, byte()?);
-    let int_size = byte()? as usize;
-    let _off_size = byte()?;
-    let format = byte()?;
-    if version.0 != 1 || !(1..=8).contains(&int_size) || format != 1 {
+    let version = (r.byte()?, r.byte()?, r.byte()?);
+    r.int_size = r.byte()? as usize;
+    let _off_size = r.byte()?;
+    let format = r.byte()?;
+    if version.0 != 1 || !(1..=8).contains(&r.int_size) || format != 1 {
         return None;
     }
-    // pg_dump's ints: a sign byte, then int_size bytes, least significant first.
-    let mut read_int = |r: &mut &[u8]| -> Option<i64> {
-        if r.len() < 1 + int_size {
-            return None;
-        }
-        let negative = r[0] != 0;
-        let mut v: i64 = 0;
-        for (i, &b) in r[1..=int_size].iter().enumerate() {
-            v |= (b as i64).checked_shl(8 * i as u32)?;
-        }
-        *r = &r[1 + int_size..];
-        Some(if negative { -v } else { v })
-    };
-    let read_str = |r: &mut &[u8], read_int: &mut dyn FnMut(&mut &[u8]) -> Option<i64>| {
-        let len = read_int(r)?;
-        if len < 0 {
-            return Some(None);
-        }
-        let len = usize::try_from(len).ok()?;
-        if r.len() < len || len > 4096 {
-            return None;
-        }
-        let s = String::from_utf8_lossy(&r[..len]).into_owned();
-        *r = &r[len..];
-        Some(Some(s))
-    };
     if version >= (1, 15, 0) {
-        // One byte: the compression algorithm.
-        r = r.get(1..)?;
+        r.byte()?; // the compression algorithm
     } else if version >= (1, 2, 0) {
-        read_int(&mut r)?;
+        r.int()?; // the compression level
     }
     if version >= (1, 4, 0) {
         for _ in 0..7 {
-            read_int(&mut r)?;
+            r.int()?; // the creation time, field by field
         }
     }
-    let database = read_str(&mut r, &mut read_int)?;
+    let database = r.string()?;
     let (server_version, pg_dump_version) = if version >= (1, 10, 0) {
-        (
-            read_str(&mut r, &mut read_int)?,
-            read_str(&mut r, &mut read_int)?,
-        )
+        (r.string()?, r.string()?)
     } else {
         (None, None)
     };
@@ -175,6 +143,48 @@ pub fn parse_pg_dump_header(data: &[u8]) -> Option<PgDumpHeader> {
         server_version,
         pg_dump_version,
     })
+}
+
+/// Reads pg_dump's header fields from a byte slice; every method returns None when the data
+/// ends early or does not fit.
+struct HeaderReader<'a> {
+    rest: &'a [u8],
+    int_size: usize,
+}
+
+impl HeaderReader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.rest.len() < n {
+            return None;
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Some(head)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    /// pg_dump's int: a sign byte, then int_size bytes, least significant first.
+    fn int(&mut self) -> Option<i64> {
+        let negative = self.byte()? != 0;
+        let mut v: i64 = 0;
+        for (i, &b) in self.take(self.int_size)?.iter().enumerate() {
+            v |= (b as i64).checked_shl(8 * i as u32)?;
+        }
+        Some(if negative { -v } else { v })
+    }
+
+    /// pg_dump's string: an int length (negative for NULL), then that many bytes.
+    fn string(&mut self) -> Option<Option<String>> {
+        let len = self.int()?;
+        if len < 0 {
+            return Some(None);
+        }
+        let len = usize::try_from(len).ok().filter(|&n| n <= 4096)?;
+        Some(Some(String::from_utf8_lossy(self.take(len)?).into_owned()))
+    }
 }
 
 /// The name of dump part `n` (1-based). Eight digits sort correctly up to 400 TB of dump.
