@@ -739,6 +739,7 @@ fn sigterm_mid_run_then_restart() {
         &older,
         &["interrupted by a signal", "killed by signal"],
     );
+    wait_group_gone(pgid);
     assert_recovers(
         "SIGTERM",
         entrypoint_cmd(db, dir.path(), &["backup"]),
@@ -791,6 +792,7 @@ fn sigkill_mid_run_then_restart() {
     send_signal(-(child.id() as i64), "-KILL");
     let status = child.wait().unwrap();
     assert!(status.code().is_none(), "killed: {status:?}");
+    wait_group_gone(child.id() as i64);
     let left: Vec<String> = partials(dir.path())
         .into_iter()
         .filter(|p| p.ends_with(".tar.gz.partial"))

@@ -368,6 +368,20 @@ pub fn send_signal(pid: i64, sig: &str) {
     assert!(ok, "kill {sig} {pid}");
 }
 
+/// Waits until no process of process group `pgid` is left (a signalled run's children still
+/// hold the backup lock until they have exited, as they should).
+pub fn wait_group_gone(pgid: i64) {
+    wait_until("the signalled run's processes to exit", 30, || {
+        let alive = Command::new("kill")
+            .args(["-0", "--", &(-pgid).to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .expect("run kill")
+            .success();
+        (!alive).then_some(())
+    });
+}
+
 /// A TCP port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
