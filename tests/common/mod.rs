@@ -141,8 +141,10 @@ SELECT lo_from_bytea(0, convert_to('a large object with bytes: ' || repeat('é',
 /// A comparable rendering of a database: plain pg_dump without owners or privileges, minus
 /// comments and the random \restrict keys of recent pg_dump versions.
 pub fn dump_text(db: &str) -> String {
+    // PGDATABASE, not -d: libpq reads a -d value holding '=' as a connection string.
     let out = Command::new("pg_dump")
-        .args(["--no-owner", "--no-privileges", "-d", db])
+        .args(["--no-owner", "--no-privileges"])
+        .env("PGDATABASE", db)
         .output()
         .expect("run pg_dump");
     let text = check(out, &format!("pg_dump {db}"));
