@@ -471,14 +471,8 @@ impl Cluster {
             self.port,
             self.data.display()
         );
-        let r = run(Command::new("setpriv")
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--clear-groups",
-                "--",
-            ])
-            .arg(self.bindir.join("pg_ctl"))
+        let r = run(self
+            .pg_ctl_cmd()
             .args(args)
             .arg("-D")
             .arg(&self.data)
@@ -489,6 +483,19 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null()));
         assert_eq!(r.code, Some(0), "pg_ctl {args:?}: {}", r.stderr);
+    }
+
+    /// This cluster's pg_ctl, run as the postgres user (the server refuses to run as root).
+    fn pg_ctl_cmd(&self) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(self.bindir.join("pg_ctl"));
+        cmd
     }
 
     /// psql against this cluster (the host's client; it talks to any newer server).
@@ -519,14 +526,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new("setpriv")
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--clear-groups",
-                "--",
-            ])
-            .arg(self.bindir.join("pg_ctl"))
+        let _ = self
+            .pg_ctl_cmd()
             .args(["stop", "-m", "immediate", "-D"])
             .arg(&self.data)
             .stdin(Stdio::null())
