@@ -39,10 +39,13 @@ cd "$(dirname "$0")/../.."
 REPO=$PWD
 
 CACHE=${BICA_TEST_CACHE:-/var/cache/bica-test}
-IMAGE=localhost/bica:test
-LABEL=bica-container-test
+# BICA_TEST_NAME keeps two runs on one machine apart (image tags, labels, cluster, compose project).
+NAME=${BICA_TEST_NAME:-bicactest}
+IMAGE=localhost/bica:$NAME
+FAKETIME_IMAGE=localhost/bica-faketime:$NAME
+LABEL=bica-container-test-$NAME
 PG_VERSION=15
-PG_CLUSTER=bicactest
+PG_CLUSTER=$NAME
 PG_PORT=${BICA_TEST_PG_PORT:-55432}
 BICA_UID=10001 # the Dockerfile's default
 
@@ -65,7 +68,7 @@ cleanup() {
 	set +e
 	if [ -n "$SERVICE_PID" ]; then
 		if [ -f "$WORK/compose/docker-compose.yml" ]; then
-			(cd "$WORK/compose" && DOCKER_HOST=unix://$WORK/podman.sock docker-compose -p bicactest down -v >/dev/null 2>&1)
+			(cd "$WORK/compose" && DOCKER_HOST=unix://$WORK/podman.sock docker-compose -p "$NAME" down -v >/dev/null 2>&1)
 		fi
 		kill "$SERVICE_PID" 2>/dev/null
 		wait "$SERVICE_PID" 2>/dev/null
@@ -246,7 +249,7 @@ build_image() {
 	# Test-only variant with libfaketime, to move the healthcheck's clock forward (check e).
 	printf 'FROM %s\nUSER root\nRUN apt-get update && apt-get install -y --no-install-recommends libfaketime && rm -rf /var/lib/apt/lists/*\nUSER %s:%s\n' \
 		"$IMAGE" "$BICA_UID" "$BICA_UID" >"$WORK/Containerfile.faketime"
-	podman build -q --format docker -t localhost/bica-faketime:test -f "$WORK/Containerfile.faketime" "$WORK" >/dev/null
+	podman build -q --format docker -t "$FAKETIME_IMAGE" -f "$WORK/Containerfile.faketime" "$WORK" >/dev/null
 }
 
 # start_postgres: a throwaway PostgreSQL cluster on the host, password auth over TCP on
@@ -640,10 +643,10 @@ check_e() {
 	# (the same archives and status file; HEALTH_MAX_AGE_HOURS=14 by default).
 	local preload=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 	podman run --rm --no-healthcheck --label "$LABEL" -v "$dir:/mnt/backups" -e "LD_PRELOAD=$preload" -e FAKETIME=+13h \
-		localhost/bica-faketime:test healthcheck >"$WORK/e.13h" 2>&1 || fail "13 h later: $(cat "$WORK/e.13h")"
+		"$FAKETIME_IMAGE" healthcheck >"$WORK/e.13h" 2>&1 || fail "13 h later: $(cat "$WORK/e.13h")"
 	info "13 h after the last backup: $(cat "$WORK/e.13h")"
 	podman run -d --name bica-e3 "${args[@]}" -e CATCH_UP=false "${hc[@]}" \
-		-e "LD_PRELOAD=$preload" -e FAKETIME=+15h localhost/bica-faketime:test >/dev/null 2>&1
+		-e "LD_PRELOAD=$preload" -e FAKETIME=+15h "$FAKETIME_IMAGE" >/dev/null 2>&1
 	sleep 2
 	podman healthcheck run bica-e3 >/dev/null 2>&1 || true
 	podman healthcheck run bica-e3 >/dev/null 2>&1 || true
@@ -667,34 +670,34 @@ check_f() {
 	chmod 0644 secrets/db_password.txt
 	chown "$BICA_UID:$BICA_UID" backups
 	t=$SECONDS
-	docker-compose -p bicactest build >"$WORK/f.build" 2>&1 || {
+	docker-compose -p "$NAME" build >"$WORK/f.build" 2>&1 || {
 		tail -n 20 "$WORK/f.build"
 		fail "docker-compose build failed"
 	}
 	info "docker-compose build (through the API socket, layers cached): $((SECONDS - t)) s"
 	local recipient
-	recipient=$(docker-compose -p bicactest run --rm --no-deps --entrypoint bica-seal -v "$PWD:/keys" -u 0 \
+	recipient=$(docker-compose -p "$NAME" run --rm --no-deps --entrypoint bica-seal -v "$PWD:/keys" -u 0 \
 		bica --keygen /keys/bica-key.txt 2>"$WORK/f.keygen") || fail "keygen failed: $(cat "$WORK/f.keygen")"
 	recipient=$(grep -o 'age1[0-9a-z]*' <<<"$recipient" | head -n 1)
 	[ -n "$recipient" ] || fail "keygen printed no age1 public key"
 	printf 'BICA_AGE_RECIPIENT=%s\n' "$recipient" >.env
 	t=$SECONDS
-	docker-compose -p bicactest up -d >"$WORK/f.up" 2>&1 || {
+	docker-compose -p "$NAME" up -d >"$WORK/f.up" 2>&1 || {
 		cat "$WORK/f.up"
 		fail "docker-compose up -d failed"
 	}
 	# Catch-up: the fresh directory has no archive, so the container backs up at start.
 	wait_for 120 count_at_least backups 1 || {
-		docker-compose -p bicactest logs --tail 30
+		docker-compose -p "$NAME" logs --tail 30
 		fail "no archive within 120 s of docker-compose up -d"
 	}
 	info "docker-compose up -d: both services up, catch-up archive $(archives backups) after $((SECONDS - t)) s"
-	docker-compose -p bicactest ps >"$WORK/f.ps"
+	docker-compose -p "$NAME" ps >"$WORK/f.ps"
 	[ "$(grep -c ' Up ' "$WORK/f.ps")" = 2 ] || {
 		cat "$WORK/f.ps"
 		fail "not both services are up"
 	}
-	docker-compose -p bicactest exec -T bica entrypoint.sh backup >"$WORK/f.backup" 2>&1 || {
+	docker-compose -p "$NAME" exec -T bica entrypoint.sh backup >"$WORK/f.backup" 2>&1 || {
 		cat "$WORK/f.backup"
 		fail "docker-compose exec bica entrypoint.sh backup failed"
 	}
@@ -702,14 +705,14 @@ check_f() {
 	# `docker-compose run` while the project is up makes compose v1 link the new container to
 	# postgres, and podman's API has no container links ("link is not supported"), so the list
 	# goes through exec here; on Docker `docker compose run --rm bica list` works as documented.
-	docker-compose -p bicactest exec -T bica entrypoint.sh list >"$WORK/f.list" 2>&1 || fail "docker-compose exec bica list failed: $(cat "$WORK/f.list")"
+	docker-compose -p "$NAME" exec -T bica entrypoint.sh list >"$WORK/f.list" 2>&1 || fail "docker-compose exec bica list failed: $(cat "$WORK/f.list")"
 	info "docker-compose exec -T bica entrypoint.sh backup: $(grep 'backup OK' "$WORK/f.backup" | sed 's/^bica: //')"
 	info "docker-compose exec -T bica entrypoint.sh list: $(grep -c -E '^[0-9]{4}-[0-9]{2}-[0-9]{2} ' "$WORK/f.list") archives listed"
 	local hc
-	hc=$(docker-compose -p bicactest exec -T bica entrypoint.sh healthcheck 2>&1) || fail "healthcheck in compose: $hc"
+	hc=$(docker-compose -p "$NAME" exec -T bica entrypoint.sh healthcheck 2>&1) || fail "healthcheck in compose: $hc"
 	info "healthcheck: $hc"
-	grep -q -i 'encryption *age recipients' <(docker-compose -p bicactest logs bica 2>&1) || fail "compose bica does not encrypt"
-	docker-compose -p bicactest down -v >"$WORK/f.down" 2>&1 || fail "docker-compose down failed"
+	grep -q -i 'encryption *age recipients' <(docker-compose -p "$NAME" logs bica 2>&1) || fail "compose bica does not encrypt"
+	docker-compose -p "$NAME" down -v >"$WORK/f.down" 2>&1 || fail "docker-compose down failed"
 	cd "$REPO"
 }
 
