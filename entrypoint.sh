@@ -48,7 +48,8 @@ Variables (default):
   BACKUP_DIR (/mnt/backups)  BACKUP_PREFIX (bica-backup)  RETENTION_DAYS (7)  KEEP_MIN (2)
   ENCRYPT (auto: on when a key is set)  ENCRYPT_RECIPIENTS | ENCRYPT_RECIPIENTS_FILE
   ENCRYPT_PASS | ENCRYPT_PASS_FILE  DB_WAIT (60)  DB_LOCK_WAIT_TIMEOUT (300)  DB_GLOBALS (true)
-  PACK_LEVEL (pack default)
+  PACK_LEVEL (pack default)  LOG_FILE (run: also append the log here)
+  BICA_REQUIRE_ENCRYPTION (set by run for its jobs: they refuse to write plaintext)
   CATCH_UP (true)  CRONTAB (/etc/bica/crontab.txt)  HEALTH_MAX_AGE_HOURS (14)
   METRICS_FILE ($BACKUP_DIR/bica.prom, or off)  ON_SUCCESS_CMD  ON_FAILURE_CMD  HOOK_TIMEOUT (60)
   restore/verify: ENCRYPT_IDENTITY_FILE (age identity)  VERIFY_DB_HOST VERIFY_DB_PORT
@@ -114,6 +115,7 @@ load_config() {
 	if ((${#problems[@]} == 1)); then
 		# One problem: one line, which the log of a scheduled run shows whole.
 		say "${CONFIG_FAILURE_PREFIX:-}the configuration is invalid; nothing was done: ${problems[0]}"
+		record_config_failure "${problems[0]}"
 		exit "$EXIT_CONFIG"
 	elif ((${#problems[@]})); then
 		say "${CONFIG_FAILURE_PREFIX:-}the configuration is invalid; nothing was done:"
@@ -121,8 +123,31 @@ load_config() {
 		for p in "${problems[@]}"; do
 			printf '  - %s\n' "$p" >&2
 		done
+		local joined
+		printf -v joined '%s; ' "${problems[@]}"
+		record_config_failure "${joined%; }"
 		exit "$EXIT_CONFIG"
 	fi
+}
+
+# record_config_failure TEXT: a backup (scheduled or not) that cannot start is a failed backup:
+# recorded in the status file and metrics, and the failure hook runs, so the healthcheck and
+# monitoring see it. Only for backup runs (RECORD_CONFIG_FAILURE), and only where the status
+# can be written.
+record_config_failure() {
+	[ -n "${RECORD_CONFIG_FAILURE:-}" ] && [ -d "$BACKUP_DIR" ] && [ -w "$BACKUP_DIR" ] || return 0
+	record_backup failed "" 0 0 "the configuration is invalid: $1"
+}
+
+# config_encrypts: whether this configuration makes encrypted archives (the start-up's decision
+# when the container's `run` made one, else ENCRYPT and the keys), for list and healthcheck.
+config_encrypts() {
+	[ -n "${BICA_REQUIRE_ENCRYPTION:-}" ] && return 0
+	if [ -n "$ENCRYPT" ]; then
+		is_true "$ENCRYPT"
+		return
+	fi
+	[ -n "$ENCRYPT_RECIPIENTS$ENCRYPT_RECIPIENTS_FILE$SECRET_ENCRYPT_PASS$ENCRYPT_PASS_FILE" ]
 }
 
 # check_storage_config: appends to the caller's problems array.
@@ -194,6 +219,13 @@ check_backup_config() {
 		ENCRYPT_MODE=passphrase
 	elif [ -n "$ENCRYPT" ]; then
 		problems+=("ENCRYPT=$ENCRYPT but no key: set ENCRYPT_RECIPIENTS or ENCRYPT_RECIPIENTS_FILE (age public keys; make one with 'bica-seal --keygen key.txt'), or ENCRYPT_PASS / ENCRYPT_PASS_FILE")
+	fi
+
+	# The container's `run` decided at start-up to encrypt (BICA_REQUIRE_ENCRYPTION): a run of
+	# that container without a usable key fails; it never falls back to plaintext because a
+	# secret went missing (an unmounted file, a crontab line that overrides a variable).
+	if [ "$ENCRYPT_MODE" = none ] && [ -n "${BICA_REQUIRE_ENCRYPTION:-}" ]; then
+		problems+=("this container started with encryption ($BICA_REQUIRE_ENCRYPTION) but this run has no usable key (ENCRYPT='$ENCRYPT'; check ENCRYPT_RECIPIENTS*, ENCRYPT_PASS* and any mounted secret); refusing to write a plaintext archive")
 	fi
 
 	if [ "$ENCRYPT_MODE" = recipients ]; then
@@ -462,12 +494,12 @@ cmd_backup() {
 		esac
 		shift
 	done
-	CONFIG_FAILURE_PREFIX="backup FAILED: "
+	CONFIG_FAILURE_PREFIX="backup FAILED: " RECORD_CONFIG_FAILURE=1
+	RUN_EPOCH=$(date -u +%s)
 	load_config
 	take_lock
 	sweep_partials
 
-	RUN_EPOCH=$(date -u +%s)
 	local stamp ext name final n=1
 	stamp=$(date -u -d "@$RUN_EPOCH" +%Y-%m-%d_%H%M)
 	ext=$(archive_ext)
@@ -549,6 +581,13 @@ cmd_backup() {
 		[ -n "$failure" ] || failure=$fallback
 	fi
 
+	if [ -z "$failure" ] && ! archive_is_configured_kind "$TMP_ARCHIVE"; then
+		if [ "$ENCRYPT_MODE" = none ]; then
+			failure="the archive is not a gzip file; refusing to publish it"
+		else
+			failure="the archive is not an age file although encryption is configured ($ENCRYPT_MODE); refusing to publish it"
+		fi
+	fi
 	if [ -z "$failure" ]; then
 		# Durable before visible: fsync the data, link it under its final name (link fails
 		# rather than overwrite), drop the temporary name, fsync the directory.
@@ -576,6 +615,16 @@ cmd_backup() {
 	if $prune; then
 		run_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
 			die "$EXIT_FAILED" "the backup succeeded but the prune failed (see above)"
+	fi
+}
+
+# archive_is_configured_kind FILE: FILE starts as what this run was configured to produce: an
+# age file when encrypting, a gzip stream otherwise. The last check before publishing.
+archive_is_configured_kind() {
+	if [ "$ENCRYPT_MODE" = none ]; then
+		[ "$(od -A n -N 2 -t x1 -- "$1" 2>/dev/null | tr -d ' \n')" = 1f8b ]
+	else
+		[ "$(head -c 22 -- "$1" 2>/dev/null | od -A n -t x1 | tr -d ' \n')" = 6167652d656e6372797074696f6e2e6f72672f76310a ]
 	fi
 }
 
@@ -612,16 +661,27 @@ cmd_list() {
 			drills[$name]=$line
 		done <"$BACKUP_DIR/.bica-verified"
 	fi
+	local encrypts=false plaintext=0
+	config_encrypts && encrypts=true
 	printf '%-17s %-48s %14s  %-9s %s\n' "TIME (UTC)" ARCHIVE BYTES ENCRYPTED VERIFIED
 	while IFS= read -r name; do
 		[ -n "$name" ] || continue
 		size=$(stat -c %s -- "$BACKUP_DIR/$name")
 		enc=no
-		[[ $name == *.age ]] && enc=yes
+		if [[ $name == *.age ]]; then
+			enc=yes
+		elif $encrypts; then
+			enc='NO (!)'
+			plaintext=$((plaintext + 1))
+		fi
 		time=$(date -u -d "@$(name_epoch "$name")" '+%Y-%m-%d %H:%M')
 		line=${drills[$name]:-}
 		printf '%-17s %-48s %14s  %-9s %s\n' "$time" "$name" "$size" "$enc" "${line:-no}"
 	done < <(archives)
+	if ((plaintext > 0)); then
+		echo
+		echo "warning: $plaintext archive(s) marked NO (!) are NOT encrypted, although this configuration encrypts"
+	fi
 	echo
 	echo "What a prune would do now (RETENTION_DAYS=$RETENTION_DAYS, KEEP_MIN=$KEEP_MIN):"
 	run_prune --dry-run
@@ -652,6 +712,10 @@ cmd_healthcheck() {
 	fi
 	if [ -z "$archive" ] || [ ! -f "$BACKUP_DIR/$archive" ]; then
 		echo "unhealthy: the last good archive $archive is missing from $BACKUP_DIR"
+		exit 1
+	fi
+	if [[ $archive != *.age ]] && config_encrypts; then
+		echo "unhealthy: the newest good archive $archive is NOT encrypted, although this configuration encrypts"
 		exit 1
 	fi
 	age=$((now - ${epoch:-0}))
@@ -1049,6 +1113,18 @@ catch_up() {
 	"$0" backup "${args[@]}" || say "catch-up backup failed; the schedule continues"
 }
 
+# export_for_jobs: the catch-up and every scheduled job are new processes that read the
+# configuration again from their environment. load_config took the plain secrets out of this
+# process's environment (so that no other child sees them); put them back for those jobs, as
+# they were given (a plain variable stays a variable, a _FILE stays a path), and pass on the
+# start-up's decision to encrypt, which every job then holds to.
+export_for_jobs() {
+	# shellcheck disable=SC2031 # run_dump's subshell export is another process's; this one is ours
+	[ -z "$SECRET_DB_PASSWORD" ] || export DB_PASSWORD="$SECRET_DB_PASSWORD"
+	[ -z "$SECRET_ENCRYPT_PASS" ] || export ENCRYPT_PASS="$SECRET_ENCRYPT_PASS"
+	[ "$ENCRYPT_MODE" = none ] || export BICA_REQUIRE_ENCRYPTION=$ENCRYPT_MODE
+}
+
 cmd_run() {
 	load_config
 	if [ -n "${LOG_FILE:-}" ]; then
@@ -1063,6 +1139,7 @@ cmd_run() {
 		take_lock
 		sweep_partials
 	)
+	export_for_jobs
 	if is_true "$CATCH_UP"; then
 		# A stop (SIGTERM) during the catch-up lets that backup finish, like supercronic does
 		# for scheduled runs, then exits instead of starting the schedule.

@@ -497,11 +497,7 @@ fn bad_configuration_is_refused_with_every_problem() {
             r.stderr
         );
     }
-    assert!(
-        files(dir.path()).is_empty(),
-        "a refused run wrote {:?}",
-        files(dir.path())
-    );
+    assert_only_failure_record(dir.path());
 
     // A recipient that is not an age key is caught at start, not at 03:00.
     let mut cmd = entrypoint_cmd("x", dir.path(), &["check"]);
@@ -657,4 +653,60 @@ fn same_minute_runs_do_not_overwrite_and_partials_are_swept() {
         }
     }
     panic!("could not get two runs into one minute");
+}
+
+// Guards issue 9: a run of a container whose start-up decided to encrypt
+// (BICA_REQUIRE_ENCRYPTION, exported by `run` to the catch-up and every scheduled job) and that
+// finds no key refuses to write plaintext: exit 2, one line, the failure recorded, nothing
+// published, older archives untouched.
+#[test]
+fn required_encryption_without_a_key_never_writes_plaintext() {
+    let db = fixture_db("reqenc");
+    let dir = tempdir();
+    let old = seed_old_archive(dir.path());
+    let mut cmd = entrypoint_cmd(&db, dir.path(), &["backup", "--prune"]);
+    cmd.env("BICA_REQUIRE_ENCRYPTION", "passphrase");
+    let r = run(&mut cmd);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("bica: backup FAILED: ")
+            && lines[0].contains("refusing to write a plaintext archive"),
+        "{lines:?}"
+    );
+    assert_eq!(archives(dir.path()), [old.0.clone()]);
+    assert_eq!(fs::read(dir.path().join(&old.0)).unwrap(), old.1);
+    let status = fs::read_to_string(dir.path().join("bica-status.json")).unwrap();
+    assert!(status.contains("\"last_result\": \"failed\""), "{status}");
+    // ENCRYPT=false in such a run (a crontab line overriding it) is refused the same way.
+    let mut cmd = entrypoint_cmd(&db, dir.path(), &["backup"]);
+    cmd.env("BICA_REQUIRE_ENCRYPTION", "recipients")
+        .env("ENCRYPT", "false");
+    let r = run(&mut cmd);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(archives(dir.path()), [old.0.clone()]);
+}
+
+// Guards issue 9: the last check before publishing. A sealing stage that passes plaintext
+// through (here a stand-in bica-seal first on PATH that copies its input) yields no archive:
+// the run sees the file is not an age file and publishes nothing.
+#[test]
+fn a_plaintext_file_is_never_published_as_encrypted() {
+    let db = fixture_db("notage");
+    let dir = tempdir();
+    let old = seed_old_archive(dir.path());
+    let fake = tempdir();
+    let seal = fake.path().join("bica-seal");
+    fs::write(&seal, "#!/bin/sh\nexec cat\n").unwrap();
+    fs::set_permissions(&seal, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (_, public) = keygen(fake.path());
+    let mut cmd = entrypoint_cmd(&db, dir.path(), &["backup"]);
+    cmd.env(
+        "PATH",
+        format!("{}:{}", fake.path().display(), path_with_bins()),
+    )
+    .env("ENCRYPT_RECIPIENTS", &public);
+    let r = run(&mut cmd);
+    assert_failed_cleanly(&r, dir.path(), &old, "is not an age file");
 }

@@ -238,6 +238,25 @@ pub fn files(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Guards issue 9: a backup refused for its configuration leaves nothing in `dir` but the record
+/// of its failure (the status file says failed, the metrics say 0), so the healthcheck and
+/// monitoring see a scheduled run that could not start. Removes the two files afterwards.
+pub fn assert_only_failure_record(dir: &Path) {
+    assert_eq!(
+        files(dir),
+        ["bica-status.json", "bica.prom"],
+        "a refused run wrote more"
+    );
+    let status = std::fs::read_to_string(dir.join("bica-status.json")).unwrap();
+    assert!(status.contains("\"last_result\": \"failed\""), "{status}");
+    assert!(status.contains("the configuration is invalid"), "{status}");
+    let metrics = std::fs::read_to_string(dir.join("bica.prom")).unwrap();
+    assert!(metrics.contains("\nbica_last_run_success 0\n"), "{metrics}");
+    for f in ["bica-status.json", "bica.prom"] {
+        std::fs::remove_file(dir.join(f)).unwrap();
+    }
+}
+
 /// The archives (final names) in `dir`.
 pub fn archives(dir: &Path) -> Vec<String> {
     files(dir)

@@ -13,6 +13,11 @@
 #   g         `entrypoint.sh restore` and `verify` in the image (pg_restore 17) against this
 #             PostgreSQL 15 server: identical restore, drill passes, no scratch database left
 #   h         VERIFY_SCHEDULE: the restore drill runs from the schedule and records its verdict
+#   s         secrets through the schedule: DB_PASSWORD, ENCRYPT_PASS, ENCRYPT_RECIPIENTS and
+#             VERIFY_DB_PASSWORD, plain and _FILE, and the seed's ENCRYPT=true shape, each in its
+#             own container: catch-up and scheduled archives encrypted exactly when a key is set,
+#             decrypt, restore identical, drills pass; a key lost after start fails loudly, never
+#             plaintext; list and healthcheck flag plaintext where the configuration encrypts
 #   b         the schedule: a mounted crontab fires without anyone calling backup; the shipped
 #             crontab's next fire times are 03:00 and 14:00 UTC whatever the container's TZ
 #   c         restart survival: kill -9 mid-backup leaves no partial file and the next run
@@ -337,7 +342,7 @@ dump_db() {
 	pg_dump --no-owner --no-privileges -d "$1" | grep -v -E '^(--|\\restrict |\\unrestrict )'
 }
 
-# restore_into ARCHIVE DB: the image's own tools (its pg_restore 17 reads its pg_dump 17's
+# restore_into ARCHIVE DB [UNSEAL]: the image's own tools (its pg_restore 17 reads its pg_dump 17's
 # archives; the host's pg_restore 15 cannot): bica-seal -d | bica-pack -x | pg_restore.
 # pg_restore 17 sends "SET transaction_timeout = 0", which a PostgreSQL 15 server rejects
 # ("unrecognized configuration parameter"), so for this server it renders SQL and psql applies
@@ -346,8 +351,8 @@ restore_into() {
 	createdb "$2"
 	podman run --rm -i --no-healthcheck --label "$LABEL" -v "$WORK/keys:/keys:ro" \
 		-e PGHOST -e PGPORT -e PGUSER -e PGPASSWORD -e "PGDATABASE=$2" --entrypoint bash "$IMAGE" \
-		-c 'set -o pipefail; bica-seal -d -i /keys/key.txt | bica-pack -x | pg_restore -f - |
-			grep -v "^SET transaction_timeout = " | psql -X -q -v ON_ERROR_STOP=1 --single-transaction >/dev/null' <"$1"
+		-c "set -o pipefail; ${3:-bica-seal -d -i /keys/key.txt} | bica-pack -x | pg_restore -f - |
+			grep -v '^SET transaction_timeout = ' | psql -X -q -v ON_ERROR_STOP=1 --single-transaction >/dev/null" <"$1"
 }
 
 health() { podman inspect --format '{{.State.Health.Status}}' "$1"; }
@@ -716,6 +721,131 @@ check_f() {
 	cd "$REPO"
 }
 
+# check_s: every form of every secret, through the schedule (issue 9). One container per form,
+# started side by side, each with a mounted crontab that fires every 10 s and a 03:00 line whose
+# missed slot makes the start run a catch-up. For each: the catch-up and the scheduled archives
+# exist, are encrypted exactly when a key is configured, decrypt with that key and restore
+# identical; drills scheduled with VERIFY_SCHEDULE pass with each form of VERIFY_DB_PASSWORD;
+# no secret reaches the log. Then a container whose passphrase secret disappears after start:
+# its scheduled runs fail loudly and never write plaintext.
+check_s() {
+	local pass form
+	pass=$(head -c 15 /dev/urandom | base64 | tr -d '/+=')
+	printf '%s\n' "$pass" >"$WORK/keys/pass"
+	printf '%s\n' "$AGE_RECIPIENT" >"$WORK/keys/recipients"
+	chmod 0644 "$WORK/keys/pass" "$WORK/keys/recipients"
+	printf 'CRON_TZ=UTC\n0 3 * * * entrypoint.sh backup --prune\n*/10 * * * * * * entrypoint.sh backup\n' >"$WORK/s.crontab"
+	chmod 0644 "$WORK/s.crontab"
+	local common=(--label "$LABEL" -v "$WORK/s.crontab:/etc/bica/crontab.txt:ro" -v "$WORK/keys:/keys:ro"
+		-v "$WORK/secrets/db_password:/run/secrets/db_password:ro"
+		-e DB_HOST=127.0.0.1 -e "DB_PORT=$PG_PORT" -e DB_USER=postgres -e DB_NAME=shop)
+	local verify=(-e 'VERIFY_SCHEDULE=5-59/10 * * * * * *')
+	# The drill's own server settings, for the forms that test VERIFY_DB_PASSWORD[_FILE].
+	local vdb="-e VERIFY_DB_HOST=127.0.0.1 -e VERIFY_DB_PORT=$PG_PORT -e VERIFY_DB_USER=postgres"
+	# form name, then its own arguments; the key each form decrypts with is decided below.
+	declare -A forms=(
+		[plain - pass]="-e DB_PASSWORD=$PG_PASSWORD -e ENCRYPT_PASS=$pass $vdb -e VERIFY_DB_PASSWORD=$PG_PASSWORD"
+		[file - pass]="-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/keys/pass $vdb -e VERIFY_DB_PASSWORD_FILE=/run/secrets/db_password"
+		[plain - recipients]="-e DB_PASSWORD=$PG_PASSWORD -e ENCRYPT_RECIPIENTS=$AGE_RECIPIENT -e ENCRYPT_IDENTITY_FILE=/keys/key.txt"
+		[file - recipients]="-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_RECIPIENTS_FILE=/keys/recipients -e ENCRYPT_IDENTITY_FILE=/keys/key.txt"
+		[seed - encrypt_true]="-e DB_PASSWORD=$PG_PASSWORD -e ENCRYPT=true -e ENCRYPT_PASS=$pass -e BACKUP_DIR=/mnt/backups -e RETENTION_DAYS=7"
+		[plain - none]="-e DB_PASSWORD=$PG_PASSWORD"
+	)
+	local -A ctr=()
+	local n=0 dir plain_dir=""
+	for form in "${!forms[@]}"; do
+		n=$((n + 1))
+		ctr[$form]=bica-s$n
+		dir=$(backup_dir "s$n")
+		# shellcheck disable=SC2086 # the form's arguments are words by design
+		podman run -d --name "bica-s$n" "${common[@]}" "${verify[@]}" -v "$dir:/mnt/backups" ${forms[$form]} \
+			"$IMAGE" >/dev/null 2>"$WORK/s$n.err" || fail "$form: the container did not start: $(cat "$WORK/s$n.err")"
+	done
+	# The catch-up plus at least two scheduled archives, and (where a drill is scheduled) a drill.
+	for form in "${!forms[@]}"; do
+		n=${ctr[$form]#bica-s}
+		wait_for 120 count_at_least "$WORK/s$n" 3 || {
+			podman logs "${ctr[$form]}" 2>&1 | tail -n 15
+			fail "$form: fewer than 3 archives (catch-up + 2 scheduled) within 120 s"
+		}
+		wait_for 60 log_has "${ctr[$form]}" 'verify OK: ' || {
+			podman logs "${ctr[$form]}" 2>&1 | tail -n 15
+			fail "$form: no passing drill from VERIFY_SCHEDULE within 60 s"
+		}
+	done
+	dump_db shop >"$WORK/s.shop.sql"
+	for form in "${!forms[@]}"; do
+		n=${ctr[$form]#bica-s}
+		dir="$WORK/s$n"
+		podman logs "${ctr[$form]}" >"$WORK/s$n.log" 2>&1
+		podman stop -t 30 "${ctr[$form]}" >/dev/null 2>&1
+		grep -q 'catch-up: the slot at .* was missed' "$WORK/s$n.log" || fail "$form: no catch-up at start"
+		if grep -q -e "$PG_PASSWORD" -e "$pass" "$WORK/s$n.log" "$dir/bica-status.json" "$dir/bica.prom"; then
+			fail "$form: a secret is in the log, the status file or the metrics"
+		fi
+		if grep -q -E 'FAILED|no password supplied' "$WORK/s$n.log"; then
+			grep -E 'FAILED|no password' "$WORK/s$n.log" | head -n 3
+			fail "$form: a run failed"
+		fi
+		local unseal=() want=.tar.gz.age
+		case $form in
+		*pass | *encrypt_true) unseal=(bica-seal -d -p --passphrase-file /keys/pass) ;;
+		*recipients) unseal=(bica-seal -d -i /keys/key.txt) ;;
+		*none) unseal=(cat) want=.tar.gz plain_dir=$dir ;;
+		esac
+		local name count=0
+		while IFS= read -r name; do
+			if [ "$want" = .tar.gz.age ]; then [[ $name == *.tar.gz.age ]]; else [[ $name == *.tar.gz ]]; fi ||
+				fail "$form: $name is not a $want archive"
+			podman run --rm -i --no-healthcheck --label "$LABEL" -v "$WORK/keys:/keys:ro" --entrypoint bash "$IMAGE" \
+				-c "set -o pipefail; ${unseal[*]} | bica-pack --check" <"$dir/$name" >"$WORK/s.check" 2>&1 ||
+				fail "$form: $name does not decrypt and check with the configured key: $(cat "$WORK/s.check")"
+			count=$((count + 1))
+		done < <(archives "$dir")
+		# The newest (a scheduled one) restores identical.
+		name=$(archives "$dir" | tail -n 1)
+		restore_into "$dir/$name" "shop_s$n" "${unseal[*]}" || fail "$form: the restore of $name failed"
+		dump_db "shop_s$n" >"$WORK/s$n.restored.sql"
+		diff -q "$WORK/s.shop.sql" "$WORK/s$n.restored.sql" >/dev/null || fail "$form: $name restores different data"
+		info "$form: $count archives ($want), each decrypts and checks; $name restores identical; drill: $(grep -c 'verify OK: ' "$WORK/s$n.log") passed"
+	done
+
+	# A key that goes missing after the start: never plaintext, loud failure, unhealthy.
+	dir=$(backup_dir s-missing)
+	mkdir -p "$WORK/s-keys"
+	cp "$WORK/keys/pass" "$WORK/s-keys/pass"
+	podman run -d --name bica-s-missing "${common[@]}" -v "$dir:/mnt/backups" -v "$WORK/s-keys:/s-keys:ro" -e CATCH_UP=false \
+		-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/s-keys/pass "$IMAGE" >/dev/null 2>"$WORK/s-missing.err"
+	wait_for 60 count_at_least "$dir" 1 || fail "missing key: no first archive"
+	rm -f "$WORK/s-keys/pass"
+	wait_for 60 log_has bica-s-missing 'refusing to write a plaintext archive' || {
+		podman logs bica-s-missing 2>&1 | tail -n 10
+		fail "missing key: no loud failure after the passphrase file disappeared"
+	}
+	local before
+	before=$(archives "$dir" | wc -l)
+	sleep 11
+	[ "$(archives "$dir" | grep -c -v '\.age$')" = 0 ] || fail "missing key: a plaintext archive was written: $(archives "$dir")"
+	[ "$(archives "$dir" | wc -l)" = "$before" ] || fail "missing key: an archive was still written"
+	grep -q '"last_result": "failed"' "$dir/bica-status.json" || fail "missing key: the status file does not say failed"
+	grep -qx 'bica_last_run_success 0' "$dir/bica.prom" || fail "missing key: the metrics do not say failed"
+	local hc
+	if hc=$(podman exec bica-s-missing entrypoint.sh healthcheck 2>&1); then fail "missing key: healthcheck says $hc"; fi
+	info "missing key: $(podman logs bica-s-missing 2>&1 | grep -m 1 'refusing to write a plaintext archive' | cut -c 1-160)..."
+	info "missing key: no plaintext written; status failed; healthcheck: $hc"
+
+	# list and healthcheck mark plaintext archives in a directory whose configuration encrypts.
+	podman run --rm --no-healthcheck "${common[@]}" -v "$plain_dir:/mnt/backups" -e ENCRYPT_PASS_FILE=/keys/pass "$IMAGE" list >"$WORK/s.list" 2>&1 ||
+		fail "list failed: $(cat "$WORK/s.list")"
+	grep -q '^20.* bica-backup-.*\.tar\.gz  *[0-9]*  NO (!)' "$WORK/s.list" || fail "list does not mark the plaintext archives: $(cat "$WORK/s.list")"
+	grep -q 'NOT encrypted, although this configuration encrypts' "$WORK/s.list" || fail "list gives no warning"
+	if hc=$(podman run --rm --no-healthcheck "${common[@]}" -v "$plain_dir:/mnt/backups" -e ENCRYPT_PASS_FILE=/keys/pass "$IMAGE" healthcheck 2>&1); then
+		fail "healthcheck is healthy with plaintext archives and an encrypting configuration: $hc"
+	fi
+	grep -q 'NOT encrypted' <<<"$hc" || fail "the healthcheck does not say why: $hc"
+	info "list: $(grep -m 1 'NO (!)' "$WORK/s.list" | tr -s ' '); healthcheck: $hc"
+}
+
 # ---------------------------------------------------------------------------------------------
 
 run_check() {
@@ -741,7 +871,7 @@ run_check() {
 
 main() {
 	local wanted=("$@")
-	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g b h c d e f)
+	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g b h s c d e f)
 	setup_host
 	say "setup: images"
 	base_image trixie docker.io/library/debian:trixie-slim
@@ -778,8 +908,9 @@ main() {
 		f) run_check f "docker-compose up -d with docker-compose.yml; a backup runs in it" ;;
 		g) run_check g "entrypoint.sh restore and verify in the image (pg_restore 17) against PostgreSQL 15" ;;
 		h) run_check h "VERIFY_SCHEDULE runs the restore drill from the schedule and records it" ;;
+		s) run_check s "every form of every secret works through the schedule; a lost key never yields plaintext" ;;
 		*)
-			echo "tests/container/run.sh: unknown check '$id' (lint a g b h c d e f)" >&2
+			echo "tests/container/run.sh: unknown check '$id' (lint a g b h s c d e f)" >&2
 			exit 2
 			;;
 		esac
