@@ -57,8 +57,8 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub keep_days: u32,
 
-    /// Never delete the newest K archives, however old
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Never delete the newest K archives, however old (the same default as KEEP_MIN)
+    #[arg(long, value_name = "K", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_min: u32,
 
     /// The archive name prefix

@@ -543,6 +543,8 @@ fn prune_on_a_real_directory() {
         ds,
         "--keep-days",
         "7",
+        "--keep-min",
+        "1",
         "--now",
         "2024-06-01T03:00:00Z",
     ];
@@ -606,6 +608,38 @@ fn prune_on_a_real_directory() {
     ))
     .unwrap();
     assert!(out.contains("bica-prune: deleted 0, kept 3"), "{out}");
+
+    // Guards issue 14: without --keep-min the newest 2 are kept, as KEEP_MIN's default in
+    // entrypoint.sh, so the binary alone and the container agree.
+    let d2 = tempdir();
+    for day in 1..=3 {
+        fs::write(
+            d2.path()
+                .join(format!("bica-backup-2024-01-0{day}_0300.tar.gz")),
+            b"x",
+        )
+        .unwrap();
+    }
+    let d2s = d2.path().to_str().unwrap();
+    let out = String::from_utf8(ok(
+        "bica-prune",
+        &[
+            "--dir",
+            d2s,
+            "--keep-days",
+            "1",
+            "--now",
+            "2025-01-01T00:00:00Z",
+        ],
+        b"",
+    ))
+    .unwrap();
+    assert!(out.contains("bica-prune: deleted 1, kept 2"), "{out}");
+    assert!(
+        out.contains("kept bica-backup-2024-01-02_0300.tar.gz: ")
+            && out.contains("one of the newest 2"),
+        "{out}"
+    );
 
     fails(
         &bica(

@@ -55,9 +55,14 @@ INSERT INTO orders (customer, total, items, note)
 SQL
 
 export DB_HOST=$PGHOST DB_PORT=$PGPORT DB_USER=$PGUSER DB_PASSWORD=$PGPASSWORD DB_NAME=shop
-key="$BACKUP_DIR/quickstart-key.txt"
+# The private key lives apart from the archives: whoever can read the backup directory (a backup
+# copy of it, a disk sent off-site) must not find the key that opens them next to them.
+keydir=${BICA_KEY_DIR:-$root/keys}
+mkdir -p "$keydir"
+chmod 0700 "$keydir"
+key="$keydir/quickstart-key.txt"
 if [ ! -f "$key" ]; then
-	step "making an age key pair: $key (keep the private key away from the server in real use)"
+	step "making an age key pair: $key (kept out of $BACKUP_DIR; in real use keep it off the server)"
 	bica-seal --keygen "$key" >/dev/null
 fi
 ENCRYPT_RECIPIENTS=$(bica-seal --to-public "$key" 2>/dev/null || grep -m1 '^# public key: ' "$key" | cut -d' ' -f4)
