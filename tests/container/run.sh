@@ -13,6 +13,9 @@
 #   g         `entrypoint.sh restore` and `verify` in the image (pg_restore 17) against this
 #             PostgreSQL 15 server: identical restore, drill passes, no scratch database left
 #   h         VERIFY_SCHEDULE: the restore drill runs from the schedule and records its verdict
+#   p         the compose shape of the scripts users migrate from (postgres-db + backup, plain
+#             DB_PASSWORD, ENCRYPT=true, ENCRYPT_PASS) through docker-compose: scheduled archives
+#             encrypted, restore identical
 #   s         secrets through the schedule: DB_PASSWORD, ENCRYPT_PASS, ENCRYPT_RECIPIENTS and
 #             VERIFY_DB_PASSWORD, plain and _FILE, and the seed's ENCRYPT=true shape, each in its
 #             own container: catch-up and scheduled archives encrypted exactly when a key is set,
@@ -74,6 +77,9 @@ cleanup() {
 	if [ -n "$SERVICE_PID" ]; then
 		if [ -f "$WORK/compose/docker-compose.yml" ]; then
 			(cd "$WORK/compose" && DOCKER_HOST=unix://$WORK/podman.sock docker-compose -p "$NAME" down -v >/dev/null 2>&1)
+		fi
+		if [ -f "$WORK/compose-seed/docker-compose.yml" ]; then
+			(cd "$WORK/compose-seed" && DOCKER_HOST=unix://$WORK/podman.sock docker-compose -p "$NAME-seed" down -v >/dev/null 2>&1)
 		fi
 		kill "$SERVICE_PID" 2>/dev/null
 		wait "$SERVICE_PID" 2>/dev/null
@@ -721,6 +727,92 @@ check_f() {
 	cd "$REPO"
 }
 
+# check_p: the compose file of the scripts users migrate from, unchanged in shape: service names
+# postgres-db and backup, every setting a plain variable (DB_PASSWORD, ENCRYPT=true,
+# ENCRYPT_PASS), only a crontab mounted so that the schedule fires every 10 s. The catch-up and
+# the scheduled runs back up, encrypted with the passphrase; the newest restores identical with
+# `entrypoint.sh restore` inside the running service.
+check_p() {
+	local proj="$WORK/compose-seed" pw pass
+	mkdir -p "$proj"
+	(cd "$REPO" && cp -a --parents Cargo.toml Cargo.lock src bins man entrypoint.sh crontab.txt Dockerfile \
+		.dockerignore "$proj/")
+	export DOCKER_HOST=unix://$WORK/podman.sock DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
+	wait_for 20 test -S "$WORK/podman.sock" || fail "podman system service did not start"
+	cd "$proj"
+	pw=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+	pass=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+	mkdir -p backups
+	chown "$BICA_UID:$BICA_UID" backups
+	printf 'CRON_TZ=UTC\n0 3 * * * entrypoint.sh backup --prune\n*/10 * * * * * * entrypoint.sh backup\n' >crontab.every10s
+	chmod 0644 crontab.every10s
+	cat >docker-compose.yml <<EOF
+services:
+  postgres-db:
+    image: postgres:15
+    restart: unless-stopped
+    environment:
+      POSTGRES_DB: app
+      POSTGRES_USER: app
+      POSTGRES_PASSWORD: "$pw"
+  backup:
+    build: .
+    restart: unless-stopped
+    depends_on:
+      - postgres-db
+    environment:
+      DB_HOST: postgres-db
+      DB_PORT: "5432"
+      DB_USER: app
+      DB_PASSWORD: "$pw"
+      DB_NAME: app
+      BACKUP_DIR: /mnt/backups
+      RETENTION_DAYS: "7"
+      ENCRYPT: "true"
+      ENCRYPT_PASS: "$pass"
+    volumes:
+      - ./backups:/mnt/backups
+      - ./crontab.every10s:/etc/bica/crontab.txt:ro
+EOF
+	docker-compose -p "$NAME-seed" up -d --build >"$WORK/p.up" 2>&1 || {
+		tail -n 20 "$WORK/p.up"
+		fail "docker-compose up -d failed"
+	}
+	wait_for 60 docker-compose -p "$NAME-seed" exec -T postgres-db psql -q -U app -d app \
+		-c 'CREATE TABLE t AS SELECT i, md5(i::text) AS h FROM generate_series(1, 5000) i' >/dev/null 2>&1 ||
+		fail "cannot create the table in the compose postgres-db"
+	local before
+	before=$(archives backups | wc -l)
+	wait_for 90 count_at_least backups $((before + 2)) || {
+		docker-compose -p "$NAME-seed" logs --tail 30 backup
+		fail "fewer than 2 scheduled archives within 90 s of the data"
+	}
+	docker-compose -p "$NAME-seed" logs backup >"$WORK/p.log" 2>&1
+	grep -q 'catch-up: the slot at .* was missed' "$WORK/p.log" || fail "no catch-up at start"
+	if grep -q -E 'FAILED|no password supplied|no key' "$WORK/p.log"; then
+		grep -E 'FAILED|no password|no key' "$WORK/p.log" | head -n 3
+		fail "a run failed"
+	fi
+	if grep -q -e "$pw" -e "$pass" "$WORK/p.log" backups/bica-status.json; then fail "a secret is in the log or the status"; fi
+	local name
+	while IFS= read -r name; do
+		[[ $name == *.tar.gz.age ]] || fail "$name is not encrypted"
+	done < <(archives backups)
+	docker-compose -p "$NAME-seed" exec -T backup entrypoint.sh restore --latest --into app_restored >"$WORK/p.restore" 2>&1 || {
+		cat "$WORK/p.restore"
+		fail "entrypoint.sh restore in the backup service failed"
+	}
+	local a b
+	a=$(docker-compose -p "$NAME-seed" exec -T postgres-db pg_dump -U app --no-owner app | grep -v -E '^(--|\\restrict |\\unrestrict )')
+	b=$(docker-compose -p "$NAME-seed" exec -T postgres-db pg_dump -U app --no-owner app_restored | grep -v -E '^(--|\\restrict |\\unrestrict )')
+	[ -n "$a" ] || fail "cannot dump app"
+	[ "$a" = "$b" ] || fail "app_restored differs from app"
+	grep -q 'COPY public.t ' <<<"$b" || fail "the restored database lacks the table"
+	info "seed-shaped compose (plain DB_PASSWORD, ENCRYPT=true, ENCRYPT_PASS): $(archives backups | wc -l) archives, all .age; $(grep 'restore OK' "$WORK/p.restore" | sed 's/^bica: //')"
+	docker-compose -p "$NAME-seed" down -v >"$WORK/p.down" 2>&1 || fail "docker-compose down failed"
+	cd "$REPO"
+}
+
 # check_s: every form of every secret, through the schedule (issue 9). One container per form,
 # started side by side, each with a mounted crontab that fires every 10 s and a 03:00 line whose
 # missed slot makes the start run a catch-up. For each: the catch-up and the scheduled archives
@@ -774,11 +866,11 @@ check_s() {
 		}
 	done
 	dump_db shop >"$WORK/s.shop.sql"
+	podman stop -t 30 "${ctr[@]}" >/dev/null 2>&1
 	for form in "${!forms[@]}"; do
 		n=${ctr[$form]#bica-s}
 		dir="$WORK/s$n"
 		podman logs "${ctr[$form]}" >"$WORK/s$n.log" 2>&1
-		podman stop -t 30 "${ctr[$form]}" >/dev/null 2>&1
 		grep -q 'catch-up: the slot at .* was missed' "$WORK/s$n.log" || fail "$form: no catch-up at start"
 		if grep -q -e "$PG_PASSWORD" -e "$pass" "$WORK/s$n.log" "$dir/bica-status.json" "$dir/bica.prom"; then
 			fail "$form: a secret is in the log, the status file or the metrics"
@@ -797,11 +889,13 @@ check_s() {
 		while IFS= read -r name; do
 			if [ "$want" = .tar.gz.age ]; then [[ $name == *.tar.gz.age ]]; else [[ $name == *.tar.gz ]]; fi ||
 				fail "$form: $name is not a $want archive"
-			podman run --rm -i --no-healthcheck --label "$LABEL" -v "$WORK/keys:/keys:ro" --entrypoint bash "$IMAGE" \
-				-c "set -o pipefail; ${unseal[*]} | bica-pack --check" <"$dir/$name" >"$WORK/s.check" 2>&1 ||
-				fail "$form: $name does not decrypt and check with the configured key: $(cat "$WORK/s.check")"
 			count=$((count + 1))
 		done < <(archives "$dir")
+		# Every archive decrypts with the configured key and checks, in one container.
+		podman run --rm --no-healthcheck --label "$LABEL" -v "$WORK/keys:/keys:ro" -v "$dir:/mnt/backups:ro" \
+			--entrypoint bash "$IMAGE" -c "set -o pipefail; for f in /mnt/backups/bica-backup-*; do
+				${unseal[*]} <\"\$f\" | bica-pack --check >/dev/null || { echo \"\$f\"; exit 1; }; done" >"$WORK/s.check" 2>&1 ||
+			fail "$form: an archive does not decrypt and check with the configured key: $(cat "$WORK/s.check")"
 		# The newest (a scheduled one) restores identical.
 		name=$(archives "$dir" | tail -n 1)
 		restore_into "$dir/$name" "shop_s$n" "${unseal[*]}" || fail "$form: the restore of $name failed"
@@ -871,7 +965,7 @@ run_check() {
 
 main() {
 	local wanted=("$@")
-	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g b h s c d e f)
+	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g b h s c d e f p)
 	setup_host
 	say "setup: images"
 	base_image trixie docker.io/library/debian:trixie-slim
@@ -890,7 +984,7 @@ main() {
 	info "age key pair made with the image's bica-seal --keygen: $AGE_RECIPIENT"
 	info "setup done in $((SECONDS - STARTED)) s"
 
-	if [[ " ${wanted[*]} " == *" f "* ]]; then
+	if [[ " ${wanted[*]} " == *" f "* || " ${wanted[*]} " == *" p "* ]]; then
 		# podman's Docker-compatible API for docker-compose (check f); stopped by cleanup.
 		podman system service --time=0 "unix://$WORK/podman.sock" >"$WORK/podman-service.log" 2>&1 &
 		SERVICE_PID=$!
@@ -908,9 +1002,10 @@ main() {
 		f) run_check f "docker-compose up -d with docker-compose.yml; a backup runs in it" ;;
 		g) run_check g "entrypoint.sh restore and verify in the image (pg_restore 17) against PostgreSQL 15" ;;
 		h) run_check h "VERIFY_SCHEDULE runs the restore drill from the schedule and records it" ;;
+		p) run_check p "the seed's compose shape, plain variables, runs unchanged; scheduled archives restore identical" ;;
 		s) run_check s "every form of every secret works through the schedule; a lost key never yields plaintext" ;;
 		*)
-			echo "tests/container/run.sh: unknown check '$id' (lint a g b h s c d e f)" >&2
+			echo "tests/container/run.sh: unknown check '$id' (lint a g b h s c d e f p)" >&2
 			exit 2
 			;;
 		esac
