@@ -1134,6 +1134,10 @@ cmd_run() {
 		exec > >(tee -a -- "$LOG_FILE") 2> >(tee -a -- "$LOG_FILE" >&2)
 	fi
 	print_config
+	if [ "${container:-}" = podman ]; then
+		# podman sets container=podman; it cannot tell us the image's format, so say it once.
+		say "note: under podman the image has its HEALTHCHECK only when built with 'podman build --format docker' (the default OCI format drops it)"
+	fi
 	[ -r "$CRONTAB" ] || die "$EXIT_CONFIG" "the crontab $CRONTAB cannot be read"
 	(
 		take_lock

@@ -478,6 +478,8 @@ check_b() {
 	}
 	podman logs bica-b >"$WORK/b.log" 2>&1
 	grep -q 'starting the schedule' "$WORK/b.log" || fail "the container did not start supercronic"
+	grep -q "under podman the image has its HEALTHCHECK only when built with 'podman build --format docker'" "$WORK/b.log" ||
+		fail "no note about podman's image format"
 	if grep -q 'catch-up: the slot' "$WORK/b.log"; then fail "CATCH_UP=false ran a catch-up"; fi
 	info "supercronic ran the mounted crontab; archives: $(archives "$dir" | tr '\n' ' ')"
 	podman stop -t 30 bica-b >/dev/null 2>&1
