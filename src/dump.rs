@@ -509,6 +509,8 @@ pub fn explain_failure(name: &str, status: ExitStatus, stderr: &[String]) -> Fai
     } else if text.contains("Connection refused") || text.contains("could not translate host name")
     {
         Some("check DB_HOST and DB_PORT")
+    } else if text.contains("permission denied for large object") {
+        Some("pg_read_all_data does not cover large objects: GRANT SELECT ON LARGE OBJECT <oid> TO the backup user for each, or back up as their owner or a superuser")
     } else if text.contains("permission denied") {
         Some("the user needs read access to every table (or pass --exclude-table after --)")
     } else {
