@@ -49,6 +49,8 @@ REPO=$PWD
 CACHE=${BICA_TEST_CACHE:-/var/cache/bica-test}
 # BICA_TEST_NAME keeps two runs on one machine apart (image tags, labels, cluster, compose project).
 NAME=${BICA_TEST_NAME:-bicactest}
+# It also names a PostgreSQL cluster that the run drops: never one of the machine's own (main).
+case $NAME in bica*) ;; *) NAME=bica$NAME ;; esac
 IMAGE=localhost/bica:$NAME
 FAKETIME_IMAGE=localhost/bica-faketime:$NAME
 LABEL=bica-container-test-$NAME
