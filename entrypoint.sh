@@ -1033,7 +1033,9 @@ cmd_verify() {
 	too_old=$(pg_restore_too_old "$manifest")
 	[ -z "$too_old" ] || verify_fail "$too_old"
 	# 3. A full restore into a scratch database, dropped afterwards whatever happens.
-	SCRATCH_DB="bica_verify_$(date -u +%Y%m%d%H%M%S)_$$"
+	# Unique across containers too: two drills on one server in the same second have the same
+	# PID in their own PID namespaces (found by container check s), so add random bits.
+	SCRATCH_DB="bica_verify_$(date -u +%Y%m%d%H%M%S)_$(od -A n -N 4 -t x4 /dev/urandom | tr -d ' ')"
 	trap 'sql verify postgres "DROP DATABASE IF EXISTS $(sql_ident "$SCRATCH_DB")" >/dev/null 2>&1 || true' EXIT
 	sql verify postgres "CREATE DATABASE $(sql_ident "$SCRATCH_DB") TEMPLATE template0" >/dev/null ||
 		verify_fail "cannot create the scratch database $SCRATCH_DB (does the user have CREATEDB?)"

@@ -782,6 +782,11 @@ EOF
 		tail -n 20 "$WORK/p.up"
 		fail "docker-compose up -d failed"
 	}
+	# The data goes in once the start (and its catch-up) is over, so the count below is of
+	# scheduled runs only.
+	# shellcheck disable=SC2317 # called through wait_for
+	seed_log_has() { docker-compose -p "$NAME-seed" logs backup 2>&1 | grep -F -- "$1" >/dev/null; }
+	wait_for 60 seed_log_has 'starting the schedule' || fail "the backup service did not start its schedule"
 	wait_for 60 docker-compose -p "$NAME-seed" exec -T postgres-db psql -q -U app -d app \
 		-c 'CREATE TABLE t AS SELECT i, md5(i::text) AS h FROM generate_series(1, 5000) i' >/dev/null 2>&1 ||
 		fail "cannot create the table in the compose postgres-db"
@@ -908,29 +913,42 @@ check_s() {
 		info "$form: $count archives ($want), each decrypts and checks; $name restores identical; drill: $(grep -c 'verify OK: ' "$WORK/s$n.log") passed"
 	done
 
-	# A key that goes missing after the start: never plaintext, loud failure, unhealthy.
+	# A key that goes missing after the start: never plaintext, loud failure, unhealthy. Two
+	# ways: the passphrase file disappears (an unmounted secret), and a mounted crontab's own
+	# environment line empties the variable (so the job sees no key at all).
+	local dir2
 	dir=$(backup_dir s-missing)
+	dir2=$(backup_dir s-override)
 	mkdir -p "$WORK/s-keys"
 	cp "$WORK/keys/pass" "$WORK/s-keys/pass"
+	printf 'CRON_TZ=UTC\nENCRYPT_PASS_FILE=\n*/10 * * * * * * entrypoint.sh backup\n' >"$WORK/s-override.crontab"
+	chmod 0644 "$WORK/s-override.crontab"
 	podman run -d --name bica-s-missing "${common[@]}" -v "$dir:/mnt/backups" -v "$WORK/s-keys:/s-keys:ro" -e CATCH_UP=false \
 		-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/s-keys/pass "$IMAGE" >/dev/null 2>"$WORK/s-missing.err"
+	podman run -d --name bica-s-override "${common[@]}" -v "$dir2:/mnt/backups" -v "$WORK/s-override.crontab:/etc/bica/crontab.txt:ro" \
+		-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/keys/pass "$IMAGE" >/dev/null 2>"$WORK/s-override.err"
 	wait_for 60 count_at_least "$dir" 1 || fail "missing key: no first archive"
 	rm -f "$WORK/s-keys/pass"
-	wait_for 60 log_has bica-s-missing 'refusing to write a plaintext archive' || {
+	wait_for 60 log_has bica-s-missing 'backup FAILED: the configuration is invalid; nothing was done: ENCRYPT_PASS_FILE=/s-keys/pass cannot be read' || {
 		podman logs bica-s-missing 2>&1 | tail -n 10
 		fail "missing key: no loud failure after the passphrase file disappeared"
 	}
-	local before
+	wait_for 60 log_has bica-s-override 'refusing to write a plaintext archive' || {
+		podman logs bica-s-override 2>&1 | tail -n 10
+		fail "crontab override: no loud failure when a crontab line emptied ENCRYPT_PASS_FILE"
+	}
+	local before d hc
 	before=$(archives "$dir" | wc -l)
 	sleep 11
-	[ "$(archives "$dir" | grep -c -v '\.age$')" = 0 ] || fail "missing key: a plaintext archive was written: $(archives "$dir")"
 	[ "$(archives "$dir" | wc -l)" = "$before" ] || fail "missing key: an archive was still written"
-	grep -q '"last_result": "failed"' "$dir/bica-status.json" || fail "missing key: the status file does not say failed"
-	grep -qx 'bica_last_run_success 0' "$dir/bica.prom" || fail "missing key: the metrics do not say failed"
-	local hc
+	for d in "$dir" "$dir2"; do
+		[ "$(archives "$d" | grep -c -v '\.age$')" = 0 ] || fail "${d##*/}: a plaintext archive was written: $(archives "$d")"
+		grep -q '"last_result": "failed"' "$d/bica-status.json" || fail "${d##*/}: the status file does not say failed"
+		grep -qx 'bica_last_run_success 0' "$d/bica.prom" || fail "${d##*/}: the metrics do not say failed"
+	done
 	if hc=$(podman exec bica-s-missing entrypoint.sh healthcheck 2>&1); then fail "missing key: healthcheck says $hc"; fi
-	info "missing key: $(podman logs bica-s-missing 2>&1 | grep -m 1 'refusing to write a plaintext archive' | cut -c 1-160)..."
-	info "missing key: no plaintext written; status failed; healthcheck: $hc"
+	info "passphrase file removed after start: every run fails at once, no plaintext, status failed; healthcheck: $hc"
+	info "crontab line ENCRYPT_PASS_FILE= : $(podman logs bica-s-override 2>&1 | grep -m 1 -o 'this container started with encryption.*')"
 
 	# list and healthcheck mark plaintext archives in a directory whose configuration encrypts.
 	podman run --rm --no-healthcheck "${common[@]}" -v "$plain_dir:/mnt/backups" -e ENCRYPT_PASS_FILE=/keys/pass "$IMAGE" list >"$WORK/s.list" 2>&1 ||
