@@ -924,9 +924,11 @@ check_s() {
 	printf 'CRON_TZ=UTC\nENCRYPT_PASS_FILE=\n*/10 * * * * * * entrypoint.sh backup\n' >"$WORK/s-override.crontab"
 	chmod 0644 "$WORK/s-override.crontab"
 	podman run -d --name bica-s-missing "${common[@]}" -v "$dir:/mnt/backups" -v "$WORK/s-keys:/s-keys:ro" -e CATCH_UP=false \
-		-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/s-keys/pass "$IMAGE" >/dev/null 2>"$WORK/s-missing.err"
-	podman run -d --name bica-s-override "${common[@]}" -v "$dir2:/mnt/backups" -v "$WORK/s-override.crontab:/etc/bica/crontab.txt:ro" \
-		-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/keys/pass "$IMAGE" >/dev/null 2>"$WORK/s-override.err"
+		-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/s-keys/pass "$IMAGE" >/dev/null 2>"$WORK/s-missing.err" ||
+		fail "missing key: the container did not start: $(cat "$WORK/s-missing.err")"
+	podman run -d --name bica-s-override "${common[@]}" -v "$dir2:/mnt/backups" -v "$WORK/s-override.crontab:/etc/bica/override.txt:ro" \
+		-e CRONTAB=/etc/bica/override.txt -e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/keys/pass \
+		"$IMAGE" >/dev/null 2>"$WORK/s-override.err" || fail "crontab override: the container did not start: $(cat "$WORK/s-override.err")"
 	wait_for 60 count_at_least "$dir" 1 || fail "missing key: no first archive"
 	rm -f "$WORK/s-keys/pass"
 	wait_for 60 log_has bica-s-missing 'backup FAILED: the configuration is invalid; nothing was done: ENCRYPT_PASS_FILE=/s-keys/pass cannot be read' || {
