@@ -915,7 +915,8 @@ check_s() {
 
 	# A key that goes missing after the start: never plaintext, loud failure, unhealthy. Two
 	# ways: the passphrase file disappears (an unmounted secret), and a mounted crontab's own
-	# environment line empties the variable (so the job sees no key at all).
+	# environment line turns encryption off for its jobs (supercronic itself panics on a line
+	# that empties a variable, `NAME=`, so that form cannot reach a job).
 	local dir2
 	dir=$(backup_dir s-missing)
 	dir2=$(backup_dir s-override)
@@ -937,7 +938,7 @@ check_s() {
 	}
 	wait_for 60 log_has bica-s-override 'refusing to write a plaintext archive' || {
 		podman logs bica-s-override 2>&1 | tail -n 10
-		fail "crontab override: no loud failure when a crontab line emptied ENCRYPT_PASS_FILE"
+		fail "crontab override: no loud failure when a crontab line set ENCRYPT=false"
 	}
 	local before d hc
 	before=$(archives "$dir" | wc -l)
@@ -950,7 +951,7 @@ check_s() {
 	done
 	if hc=$(podman exec bica-s-missing entrypoint.sh healthcheck 2>&1); then fail "missing key: healthcheck says $hc"; fi
 	info "passphrase file removed after start: every run fails at once, no plaintext, status failed; healthcheck: $hc"
-	info "crontab line ENCRYPT_PASS_FILE= : $(podman logs bica-s-override 2>&1 | grep -m 1 -o 'this container started with encryption.*')"
+	info "crontab line ENCRYPT=false: $(podman logs bica-s-override 2>&1 | grep -m 1 -o 'this container started with encryption.*')"
 
 	# list and healthcheck mark plaintext archives in a directory whose configuration encrypts.
 	podman run --rm --no-healthcheck "${common[@]}" -v "$plain_dir:/mnt/backups" -e ENCRYPT_PASS_FILE=/keys/pass "$IMAGE" list >"$WORK/s.list" 2>&1 ||
