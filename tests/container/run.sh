@@ -922,7 +922,7 @@ check_s() {
 	dir2=$(backup_dir s-override)
 	mkdir -p "$WORK/s-keys"
 	cp "$WORK/keys/pass" "$WORK/s-keys/pass"
-	printf 'CRON_TZ=UTC\nENCRYPT_PASS_FILE=\n*/10 * * * * * * entrypoint.sh backup\n' >"$WORK/s-override.crontab"
+	printf 'CRON_TZ=UTC\nENCRYPT=false\n*/10 * * * * * * entrypoint.sh backup\n' >"$WORK/s-override.crontab"
 	chmod 0644 "$WORK/s-override.crontab"
 	podman run -d --name bica-s-missing "${common[@]}" -v "$dir:/mnt/backups" -v "$WORK/s-keys:/s-keys:ro" -e CATCH_UP=false \
 		-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/s-keys/pass "$IMAGE" >/dev/null 2>"$WORK/s-missing.err" ||
