@@ -10,6 +10,12 @@
 #   BICA_UID, BICA_GID    the user the container runs as (default 10001:10001); archives in the
 #                         volume are owned by it with mode 0600. Pick your host user's IDs to read
 #                         them without root, or override at run time with `--user` / `user:`.
+#   PG_CLIENTS            the PostgreSQL client majors to install (default "18 17 15"): bica-dump
+#                         picks the one matching each server. 17 is trixie's own; 15 comes from
+#                         bookworm (and bookworm-security), 18 from forky (Debian testing, with
+#                         its libpq5); apt pins every other package of those two releases at
+#                         priority 1, so nothing else is taken from them. A major that forky
+#                         packages later (19) is one more number in this list.
 #   SUPERCRONIC_VERSION, SUPERCRONIC_SHA256
 #                         the supercronic package from Debian's pool, pinned and checked by hash.
 #                         The hash is that of the amd64 package; to build for another architecture
@@ -59,19 +65,44 @@ RUN /usr/lib/apt/apt-helper download-file \
     && cp /tmp/supercronic/usr/bin/supercronic /tmp/supercronic/usr/bin/cronexpr /out/
 
 # ---------------------------------------------------------------------------------------------
-# Runtime: Debian trixie, pg_dump 17 (dumps servers from 9.2 to 17), the binaries, the script.
+# Runtime: Debian trixie, the PostgreSQL clients of every major in PG_CLIENTS (pg_dump N dumps
+# servers from 9.2 to N), the binaries, the script.
 FROM debian:trixie-slim
 ARG BICA_UID=10001
 ARG BICA_GID=10001
+ARG PG_CLIENTS="18 17 15"
 
+# Debian packages each PostgreSQL major in one release: 15 in bookworm, 17 in trixie, 18 in forky
+# (testing). Those two are added as apt sources at priority 1, so apt takes from them only what
+# trixie lacks (postgresql-client-15, postgresql-client-18); libpq5 is pinned to forky at 500, so
+# the newest libpq (18, which pg_dump 18 needs and older clients accept) is installed. Testing's
+# Release file expires a week after it is made and mirrors lag behind, so for forky alone apt
+# does not check Valid-Until (the signatures are checked as always). The package names pin the
+# majors; the exact versions follow Debian's updates on every rebuild. Each client's pg_dump runs
+# once at the end, so a broken client fails the build, not the first backup.
 # curl is for the ON_SUCCESS_CMD / ON_FAILURE_CMD hooks (healthchecks.io, Slack, SMTP).
-# The package names pin the major versions (pg_dump 17); the exact versions follow Debian's
-# security updates on every rebuild.
-# hadolint ignore=DL3008
-RUN apt-get update \
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008,SC2046
+RUN printf '%s\n' \
+        'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm' 'Components: main' \
+        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' '' \
+        'Types: deb' 'URIs: http://deb.debian.org/debian-security' 'Suites: bookworm-security' \
+        'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' '' \
+        'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: forky' 'Components: main' \
+        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' 'Check-Valid-Until: no' \
+        >/etc/apt/sources.list.d/bica-postgresql.sources \
+    && printf '%s\n' \
+        'Package: libpq5' 'Pin: release n=forky' 'Pin-Priority: 500' '' \
+        'Package: *' 'Pin: release n=forky' 'Pin-Priority: 1' '' \
+        'Package: *' 'Pin: release n=bookworm' 'Pin-Priority: 1' '' \
+        'Package: *' 'Pin: release n=bookworm-security' 'Pin-Priority: 1' \
+        >/etc/apt/preferences.d/bica-postgresql \
+    && apt-get update \
     && apt-get install -y --no-install-recommends \
-        postgresql-client-17 ca-certificates curl tzdata util-linux \
-    && rm -rf /var/lib/apt/lists/*
+        $(printf 'postgresql-client-%s ' ${PG_CLIENTS}) ca-certificates curl tzdata util-linux \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+    && for major in ${PG_CLIENTS}; do "/usr/lib/postgresql/${major}/bin/pg_dump" --version; done
 
 RUN groupadd --gid "${BICA_GID}" bica \
     && useradd --uid "${BICA_UID}" --gid "${BICA_GID}" --no-create-home \

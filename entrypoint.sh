@@ -268,6 +268,32 @@ print_config() {
 		crontab "$CRONTAB" >&2
 }
 
+# probe_server: at start-up, ask the server its version once and say which pg_dump will dump
+# it (bica-dump decides). A server newer than every pg_dump here stops the start with exit 2,
+# so `docker compose up` fails now instead of at 03:00; a server that cannot be reached (or
+# refuses the login) is only a warning, since databases restart and every backup asks again.
+probe_server() {
+	local out rc=0 wait=$DB_WAIT
+	((10#$wait <= 10)) || wait=10
+	out=$(run_dump --client pg_dump --wait "$wait" 2>&1 >/dev/null) || rc=$?
+	if ((rc == 0)); then
+		say "database server: $(sed -n 's/^bica-dump: note: //p' <<<"$out" | tail -n 1)"
+	elif ((rc == 4)); then
+		say "${CONFIG_FAILURE_PREFIX:-}cannot back up $DB_HOST:$DB_PORT: $(dump_failure "$out")"
+		exit "$EXIT_CONFIG"
+	else
+		say "warning: cannot ask $DB_HOST:$DB_PORT for its version at start-up ($(dump_failure "$out")); each backup asks again"
+	fi
+}
+
+# dump_failure TEXT: bica-dump's error in TEXT (its stderr) and its hint, on one line.
+dump_failure() {
+	local err hint
+	err=$(grep -E '^bica-dump: ' <<<"$1" | grep -v -E '^bica-dump: (waiting|note)' | tail -n 1 || true)
+	hint=$(sed -n 's/^hint: //p' <<<"$1" | tail -n 1)
+	printf '%s%s\n' "${err#bica-dump: }" "${hint:+; $hint}"
+}
+
 archive_ext() {
 	if [ "$ENCRYPT_MODE" = none ]; then echo .tar.gz; else echo .tar.gz.age; fi
 }
@@ -609,7 +635,9 @@ cmd_backup() {
 	fi
 	local bytes
 	bytes=$(stat -c %s -- "$final")
-	say "backup OK: $final, $bytes bytes, ${seconds} s"
+	local client # bica-dump's note: "PostgreSQL 18.4 server: pg_dump 18.6 (PATH)"
+	client=$(sed -n 's/^bica-dump: note: PostgreSQL \([^ ]*\) server: pg_dump \([^ ]*\) .*/pg_dump \2, PostgreSQL \1 server/p' "$TMP_ERRDIR/0" | tail -n 1)
+	say "backup OK: $final, $bytes bytes, ${seconds} s${client:+ ($client)}"
 	record_backup ok "$name" "$bytes" "$seconds" ""
 
 	if $prune; then
@@ -690,6 +718,7 @@ cmd_list() {
 cmd_check() {
 	load_config
 	print_config
+	probe_server
 	say "configuration OK"
 }
 
@@ -843,31 +872,47 @@ manifest_field() {
 	sed -n "s/^ *\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p" <<<"$1" | head -n 1
 }
 
+# restore_client TARGET MANIFEST [TOOL]: chooses the client tools for restoring the archive
+# (MANIFEST: bica-pack --list output) into TARGET's server and sets PG_BIN to their directory
+# and PG_CLIENT_MAJOR to their major. bica-dump decides (the rule is in src/clients.rs): the
+# server's major when it reads the archive, else the newest newer one, else the newest that
+# reads it. TOOL pg_dump (verify, which also dumps the restored database) must dump the server
+# too. Returns 1 with the reason in RESTORE_CLIENT_ERROR when nothing installed fits.
+restore_client() {
+	local made_by server out
+	made_by=$(manifest_field "$2" pg_dump_version)
+	if ! server=$(sql "$1" postgres "SHOW server_version_num"); then
+		RESTORE_CLIENT_ERROR="cannot ask the server for its version (see above)"
+		return 1
+	fi
+	if ! out=$(bica-dump --client "${3:-pg_restore}" --server-version "$server" ${made_by:+--archive-version "$made_by"} 2>&1); then
+		RESTORE_CLIENT_ERROR=$(dump_failure "$out")
+		return 1
+	fi
+	PG_BIN=$(dirname -- "$(tail -n 1 <<<"$out")")
+	PG_CLIENT_MAJOR=$(sed -n 's/^bica-dump: note: .* server: [a-z_]* \([0-9]*\).*/\1/p' <<<"$out" | head -n 1)
+	say "restore: $(sed -n 's/^bica-dump: note: //p' <<<"$out" | head -n 1)"
+}
+
+# pg_tool NAME: the path of NAME from the client restore_client chose (PATH's before that).
+pg_tool() {
+	if [ -n "${PG_BIN:-}" ]; then printf '%s\n' "$PG_BIN/$1"; else printf '%s\n' "$1"; fi
+}
+
 # pg_restore_into TARGET DB PG_RESTORE_OPTIONS...: restores the custom-format dump on stdin into
-# DB on TARGET's server, in one transaction, stopping at the first error. pg_restore renders the
-# SQL and psql runs it: pg_restore 17 (the image's) starts with "SET transaction_timeout = 0",
-# which servers before 17 reject ("unrecognized configuration parameter"), so for them that one
-# line is dropped; nothing else is changed.
+# DB on TARGET's server, in one transaction, stopping at the first error, with the client
+# restore_client chose. pg_restore renders the SQL and psql runs it. pg_restore 17 and newer
+# start with "SET transaction_timeout = 0", which servers before 17 reject ("unrecognized
+# configuration parameter"): when such a client feeds such a server (an archive from 17 or 18
+# restored into 15, or no client of the server's major installed), that one line is dropped;
+# nothing else is changed.
 pg_restore_into() {
 	local target=$1 db=$2 server
 	shift 2
 	server=$(sql "$target" postgres "SHOW server_version_num") || return 1
-	pg_restore -f - "$@" |
-		if ((10#$server < 170000)); then sed '/^SET transaction_timeout = 0;$/d'; else cat; fi |
-		with_pg "$target" psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d "$(conninfo_dbname "$db")" >/dev/null
-}
-
-# pg_restore_too_old MANIFEST: says why this machine's pg_restore cannot read the archive (it is
-# older than the pg_dump that made it: "unsupported version in file header"), or nothing.
-pg_restore_too_old() {
-	local made_by made_major ours
-	made_by=$(manifest_field "$1" pg_dump_version)
-	made_major=${made_by%%[!0-9]*}
-	ours=$(pg_restore --version 2>/dev/null | sed -n 's/^pg_restore (PostgreSQL) \([0-9]*\).*/\1/p' | head -n 1)
-	[ -n "$made_major" ] && [[ $ours =~ ^[0-9]+$ ]] || return 0
-	if ((10#$made_major > 10#$ours)); then
-		printf 'the archive was made by pg_dump %s and this pg_restore is %s, too old to read it; restore with a pg_restore at least as new (the Bica image has pg_restore 17: docker compose run --rm bica restore ...)' "${made_by%% *}" "$ours"
-	fi
+	"$(pg_tool pg_restore)" -f - "$@" |
+		if ((10#$server < 170000 && 10#${PG_CLIENT_MAJOR:-99} >= 17)); then sed '/^SET transaction_timeout = 0;$/d'; else cat; fi |
+		with_pg "$target" "$(pg_tool psql)" -X -q -v ON_ERROR_STOP=1 --single-transaction -d "$(conninfo_dbname "$db")" >/dev/null
 }
 
 # globals_filter EXISTING: rewrites pg_dumpall --globals-only SQL so that roles and tablespaces
@@ -935,12 +980,11 @@ cmd_restore() {
 	[ -n "$into" ] || die "$EXIT_CONFIG" "restore: no target database: pass --into NAME or set DB_NAME"
 	local start=$SECONDS name=${path##*/}
 	say "restore: checking ${name} (decrypt, unpack, every checksum)"
-	local manifest too_old
+	local manifest
 	if ! manifest=$(open_archive "$path" | bica-pack --list); then
 		die "$EXIT_FAILED" "restore FAILED: $name does not verify; nothing was restored"
 	fi
-	too_old=$(pg_restore_too_old "$manifest")
-	[ -z "$too_old" ] || die "$EXIT_FAILED" "restore FAILED: $too_old; nothing was restored"
+	restore_client db "$manifest" || die "$EXIT_FAILED" "restore FAILED: $RESTORE_CLIENT_ERROR; nothing was restored"
 
 	local exists nonempty=0 created=false
 	exists=$(sql db postgres "SELECT count(*) FROM pg_database WHERE datname = $(sql_literal "$into")") ||
@@ -954,7 +998,7 @@ cmd_restore() {
 		fi
 		if ((nonempty > 0)); then
 			say "--clean: every object of the archive that exists in $into will be dropped and recreated from $name:"
-			open_archive "$path" | bica-pack -x | pg_restore -l 2>/dev/null |
+			open_archive "$path" | bica-pack -x | "$(pg_tool pg_restore)" -l 2>/dev/null |
 				awk '/^[0-9]+;/ && / (TABLE|VIEW|SEQUENCE|MATERIALIZED VIEW|FUNCTION|TYPE) / && !/ DATA / { $1 = $2 = $3 = ""; print "  drop and recreate:" $0 }' >&2 || true
 		fi
 	else
@@ -969,7 +1013,7 @@ cmd_restore() {
 		existing=$(sql db postgres "SELECT quote_ident(rolname) FROM pg_roles UNION ALL SELECT quote_ident(spcname) FROM pg_tablespace")
 		say "restore: applying roles and tablespaces (existing ones are left as they are)"
 		if ! open_archive "$path" | bica-pack -x --member globals.sql | globals_filter "$existing" |
-			with_pg db psql -X -q -v ON_ERROR_STOP=1 -d postgres -f - >/dev/null; then
+			with_pg db "$(pg_tool psql)" -X -q -v ON_ERROR_STOP=1 -d postgres -f - >/dev/null; then
 			$created && sql db postgres "DROP DATABASE $(sql_ident "$into")" >/dev/null
 			die "$EXIT_FAILED" "restore FAILED: the roles (globals.sql) could not be applied; nothing else was restored"
 		fi
@@ -1029,9 +1073,7 @@ cmd_verify() {
 	if [ -n "$recorded_name" ] && [ "$recorded_name" != "$name" ]; then
 		verify_fail "the archive says it is $recorded_name: renamed or swapped"
 	fi
-	local too_old
-	too_old=$(pg_restore_too_old "$manifest")
-	[ -z "$too_old" ] || verify_fail "$too_old"
+	restore_client verify "$manifest" pg_dump || verify_fail "$RESTORE_CLIENT_ERROR"
 	# 3. A full restore into a scratch database, dropped afterwards whatever happens.
 	# Unique across containers too: two drills on one server in the same second have the same
 	# PID in their own PID namespaces (found by container check s), so add random bits.
@@ -1046,9 +1088,9 @@ cmd_verify() {
 	# 4. The restored database equals what the archive holds: pg_restore's rendering of the
 	#    archive against pg_dump of the restored database, both without owners and grants.
 	local expected actual
-	expected=$(open_archive "$path" | bica-pack -x | pg_restore --no-owner --no-privileges -f - | rendered_hash) ||
+	expected=$(open_archive "$path" | bica-pack -x | "$(pg_tool pg_restore)" --no-owner --no-privileges -f - | rendered_hash) ||
 		verify_fail "cannot render the archive as SQL"
-	actual=$(with_pg verify pg_dump --no-owner --no-privileges -d "$SCRATCH_DB" | rendered_hash) ||
+	actual=$(with_pg verify "$(pg_tool pg_dump)" --no-owner --no-privileges -d "$SCRATCH_DB" | rendered_hash) ||
 		verify_fail "cannot dump the scratch database"
 	if [ "$expected" != "$actual" ]; then
 		verify_fail "the restored database differs from the archive's contents (sha256 $expected vs $actual)"
@@ -1136,6 +1178,7 @@ cmd_run() {
 		exec > >(tee -a -- "$LOG_FILE") 2> >(tee -a -- "$LOG_FILE" >&2)
 	fi
 	print_config
+	probe_server
 	if [ "${container:-}" = podman ]; then
 		# podman sets container=podman; it cannot tell us the image's format, so say it once.
 		say "note: under podman the image has its HEALTHCHECK only when built with 'podman build --format docker' (the default OCI format drops it)"

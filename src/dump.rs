@@ -11,7 +11,11 @@
 //! - pg_dump writes straight into our standard output (no copy), while its standard error is
 //!   read on a separate thread, so a chatty child can never deadlock us;
 //! - a non-zero exit or a signal becomes our non-zero exit with pg_dump's own reason on one line
-//!   and a hint, so `set -o pipefail` in the caller sees the failure.
+//!   and a hint, so `set -o pipefail` in the caller sees the failure;
+//! - it asks the server for its version first and runs the pg_dump of that major when one is
+//!   installed, else the newest newer one ([`crate::clients`]); a server newer than every
+//!   installed pg_dump is refused with both versions named, before anything is dumped.
+//!   `--client TOOL` prints that choice (and the one for restoring an archive) for scripts.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
@@ -24,6 +28,11 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::cli::{Fail, ManDoc, EXIT_DATA, EXIT_USAGE};
+use crate::clients::{self, Client, ServerVersion};
+
+/// No installed client fits: the server is newer than every pg_dump, or (with --client and
+/// --archive-version) the archive is newer than every pg_restore.
+pub const EXIT_NO_CLIENT: u8 = 4;
 
 const ABOUT: &str = "Dump one PostgreSQL database (or its roles) to standard output";
 
@@ -39,13 +48,26 @@ reaches pg_dump only through its environment.
 
 Before dumping, bica-dump waits up to --wait seconds for the server to accept connections \
 (pg_isready), printing progress on standard error, and then fails clearly. Standard output must \
-not be a terminal.";
+not be a terminal.
+
+It then reads the server's version (server_version_num) and runs the pg_dump or pg_dumpall of \
+the same major when one is installed, else the newest installed one that is newer than the \
+server. Clients are found in Debian's layout (/usr/lib/postgresql/N/bin) and on PATH. A server \
+newer than every installed pg_dump is refused (exit 4) with both versions named. A note on \
+standard error says which client runs: `bica-dump: note: PostgreSQL 18.4 server: pg_dump 18.6 \
+(/usr/lib/postgresql/18/bin/pg_dump)`.
+
+With --client TOOL, nothing is dumped: bica-dump prints the path of the TOOL it would use, for \
+the server (asked as above, or given by --server-version) and, with --archive-version, for \
+restoring an archive made by that pg_dump: pg_restore and psql of the server's major when it \
+reads the archive, else the newest newer one, else the newest that reads it.";
 
 const AFTER_HELP: &str = "\
 Examples:
   DB_HOST=db DB_USER=app DB_NAME=app DB_PASSWORD_FILE=/run/secrets/pw bica-dump | bica-pack > app.tar.gz
   bica-dump --globals > globals.sql
-  bica-dump --dbname app -- --exclude-table-data=audit_log | bica-pack > app.tar.gz";
+  bica-dump --dbname app -- --exclude-table-data=audit_log | bica-pack > app.tar.gz
+  bica-dump --client pg_restore --server-version 180004 --archive-version 15.18";
 
 #[derive(Parser, Debug)]
 #[command(name = "bica-dump", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
@@ -80,6 +102,20 @@ pub struct Cli {
     #[arg(long)]
     pub globals: bool,
 
+    /// Print the path of the client TOOL to use for the server (pg_dump, pg_dumpall,
+    /// pg_restore or psql) and exit; nothing is dumped
+    #[arg(long, value_name = "TOOL", value_parser = clients::TOOLS)]
+    pub client: Option<String>,
+
+    /// With --client: the server's server_version_num (e.g. 180004) instead of asking the server
+    #[arg(long, value_name = "NUM", requires = "client")]
+    pub server_version: Option<u32>,
+
+    /// With --client: the version of the pg_dump that made the archive to restore (the
+    /// manifest's pg_dump_version, e.g. 15.18)
+    #[arg(long, value_name = "VERSION", requires = "client")]
+    pub archive_version: Option<String>,
+
     /// Extra arguments for pg_dump (after `--`), e.g. --exclude-table-data=PATTERN; they must
     /// not change the output format or destination
     #[arg(last = true, value_name = "PG_DUMP_ARGS")]
@@ -101,6 +137,10 @@ pub const DOC: ManDoc = ManDoc {
             "bica-dump --wait 300 --dbname app | bica-pack | bica-seal -R recipients.txt > app.tar.gz.age",
         ),
         (
+            "The pg_restore to restore an archive made by pg_dump 15.18 into a PostgreSQL 18.4 server:",
+            "bica-dump --client pg_restore --server-version 180004 --archive-version 15.18",
+        ),
+        (
             "Restore what bica-dump produced (pg_restore reads the custom format):",
             "bica-pack -x < app.tar.gz | pg_restore --exit-on-error -d app_restored",
         ),
@@ -110,6 +150,7 @@ pub const DOC: ManDoc = ManDoc {
         (1, "pg_dump or pg_dumpall failed or was killed (wrong password, missing database, connection lost mid-dump, lock wait timeout, pg_dump older than the server, output closed early), or could not be started."),
         (2, "Usage or configuration error: a bad flag, both DB_PASSWORD and DB_PASSWORD_FILE set, an unreadable password file, no database name, or standard output is a terminal."),
         (3, "The server did not accept connections within --wait seconds."),
+        (EXIT_NO_CLIENT, "No installed client fits: the server is newer than every pg_dump (or, with --client and --archive-version, the archive is newer than every pg_restore). The message names the versions."),
     ],
     see_also: &["bica-pack(1)", "bica-seal(1)", "bica-prune(1)", "pg_dump(1)", "pg_dumpall(1)", "pg_restore(1)"],
 };
@@ -197,6 +238,10 @@ impl Conn {
 
 pub fn run(cli: Cli) -> Result<()> {
     let conn = Conn::resolve(&cli, |n| std::env::var(n).ok())?;
+    let installed = clients::installed();
+    if let Some(tool) = &cli.client {
+        return print_client(&conn, &cli, &installed, tool);
+    }
     if !cli.globals && conn.dbname.is_none() && std::env::var_os("PGDATABASE").is_none() {
         return Err(Fail::new("no database to dump")
             .hint("set DB_NAME or pass --dbname")
@@ -209,21 +254,162 @@ pub fn run(cli: Cli) -> Result<()> {
             .code(EXIT_USAGE)
             .into());
     }
-    wait_for_server(&conn, cli.wait)?;
+    wait_for_server(&conn, cli.wait, &installed)?;
+    let tool = if cli.globals { "pg_dumpall" } else { "pg_dump" };
+    let client = dump_client(&conn, &installed, tool)?;
+    let tools = Tools::of(client.as_ref());
     if cli.globals {
-        dump_globals(&conn)
+        dump_globals(&conn, &tools)
     } else {
-        dump_database(&conn, &cli)
+        dump_database(&conn, &cli, &tools)
+    }
+}
+
+/// The programs to run: those of one client, or (none installed) whatever PATH finds, so the
+/// error is "cannot run pg_dump: not found".
+struct Tools {
+    bin: Option<std::path::PathBuf>,
+}
+
+impl Tools {
+    fn of(client: Option<&Client>) -> Tools {
+        Tools {
+            bin: client.map(|c| c.bin.clone()),
+        }
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        match &self.bin {
+            Some(bin) if bin.join(tool).exists() => Command::new(bin.join(tool)),
+            _ => Command::new(tool),
+        }
+    }
+}
+
+/// The client whose `tool` dumps this server, with a note saying which. When the server's
+/// version cannot be read (wrong password, missing database, ...), the newest client runs
+/// anyway: its own error says what is wrong, as precisely as pg_dump says it.
+fn dump_client(conn: &Conn, installed: &[Client], tool: &str) -> Result<Option<Client>> {
+    let Ok(server) = server_version(conn, installed) else {
+        return Ok(installed.first().cloned());
+    };
+    match clients::choose(installed, tool, &server, None) {
+        Ok(c) => {
+            eprintln!("bica-dump: note: {}", describe_choice(&server, c, tool));
+            Ok(Some(c.clone()))
+        }
+        Err(e) => {
+            let hint = e.hint();
+            Err(Fail::new(e.to_string())
+                .hint(hint)
+                .code(EXIT_NO_CLIENT)
+                .into())
+        }
+    }
+}
+
+/// `PostgreSQL 18.4 server: pg_dump 18.6 (/usr/lib/postgresql/18/bin/pg_dump)`
+fn describe_choice(server: &ServerVersion, c: &Client, tool: &str) -> String {
+    format!(
+        "PostgreSQL {} server: {tool} {} ({})",
+        server.short(),
+        c.short_version(),
+        c.tool(tool).display()
+    )
+}
+
+/// --client: print the path of the tool to use, and a note on standard error.
+fn print_client(conn: &Conn, cli: &Cli, installed: &[Client], tool: &str) -> Result<()> {
+    if let Some(v) = &cli.archive_version {
+        if clients::major_of(v).is_none() {
+            return Err(Fail::new(format!(
+                "--archive-version '{v}' is not a PostgreSQL version"
+            ))
+            .hint("pass the manifest's pg_dump_version, e.g. 15.18")
+            .code(EXIT_USAGE)
+            .into());
+        }
+    }
+    let server = match cli.server_version {
+        Some(num) => ServerVersion::from_num(num),
+        None => {
+            wait_for_server(conn, cli.wait, installed)?;
+            server_version(conn, installed).map_err(|why| {
+                Fail::new(format!(
+                    "cannot read the version of the server {}: {why}",
+                    conn.describe()
+                ))
+                .hint("check DB_HOST, DB_PORT, DB_USER and DB_PASSWORD (or DB_PASSWORD_FILE)")
+            })?
+        }
+    };
+    let archive = cli.archive_version.as_deref();
+    match clients::choose(installed, tool, &server, archive) {
+        Ok(c) => {
+            let mut note = describe_choice(&server, c, tool);
+            if let Some(a) = archive {
+                note.push_str(&format!(
+                    ", for an archive made by pg_dump {}",
+                    a.split_whitespace().next().unwrap_or(a)
+                ));
+            }
+            eprintln!("bica-dump: note: {note}");
+            println!("{}", c.tool(tool).display());
+            Ok(())
+        }
+        Err(e) => {
+            let hint = e.hint();
+            Err(Fail::new(e.to_string())
+                .hint(hint)
+                .code(EXIT_NO_CLIENT)
+                .into())
+        }
+    }
+}
+
+/// The server's version, asked with psql (any major reads it): `server_version_num` and
+/// `server_version`. The error is libpq's reason, on one line.
+fn server_version(conn: &Conn, installed: &[Client]) -> std::result::Result<ServerVersion, String> {
+    let mut cmd = Tools::of(installed.iter().find(|c| c.has("psql"))).command("psql");
+    conn.apply(&mut cmd);
+    if conn.dbname.is_none() && std::env::var_os("PGDATABASE").is_none() {
+        cmd.env("PGDATABASE", "postgres");
+    }
+    let out = cmd
+        .args(["-X", "-w", "-A", "-t", "-q", "-c"])
+        .arg("SELECT current_setting('server_version_num') || '|' || current_setting('server_version')")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let parsed = text.trim().split_once('|').and_then(|(num, full)| {
+        Some(ServerVersion {
+            num: num.trim().parse().ok()?,
+            text: full.trim().to_string(),
+        })
+    });
+    match parsed {
+        Some(v) if out.status.success() => Ok(v),
+        _ => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let line = err
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("psql printed no version");
+            Err(line.trim_start_matches("psql: error: ").to_string())
+        }
     }
 }
 
 /// Polls `pg_isready` until the server accepts connections or `limit` seconds have passed.
-fn wait_for_server(conn: &Conn, limit: u64) -> Result<()> {
+fn wait_for_server(conn: &Conn, limit: u64, installed: &[Client]) -> Result<()> {
+    let tools = Tools::of(installed.iter().find(|c| c.has("pg_isready")));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(limit);
     let mut last_report: Option<Instant> = None;
     loop {
-        let mut cmd = Command::new("pg_isready");
+        let mut cmd = tools.command("pg_isready");
         conn.apply(&mut cmd);
         cmd.arg("--timeout=5")
             .stdout(Stdio::null())
@@ -268,8 +454,8 @@ fn wait_for_server(conn: &Conn, limit: u64) -> Result<()> {
     }
 }
 
-fn dump_database(conn: &Conn, cli: &Cli) -> Result<()> {
-    let mut cmd = Command::new("pg_dump");
+fn dump_database(conn: &Conn, cli: &Cli, tools: &Tools) -> Result<()> {
+    let mut cmd = tools.command("pg_dump");
     conn.apply(&mut cmd);
     cmd.args(["--format=custom", "--compress=0", "--no-password"]);
     if cli.lock_wait_timeout > 0 {
@@ -282,9 +468,9 @@ fn dump_database(conn: &Conn, cli: &Cli) -> Result<()> {
     check_child("pg_dump", status, &stderr)
 }
 
-fn dump_globals(conn: &Conn) -> Result<()> {
+fn dump_globals(conn: &Conn, tools: &Tools) -> Result<()> {
     let attempt = |no_passwords: bool| -> Result<(ExitStatus, Vec<u8>, Vec<String>)> {
-        let mut cmd = Command::new("pg_dumpall");
+        let mut cmd = tools.command("pg_dumpall");
         conn.apply(&mut cmd);
         cmd.args(["--globals-only", "--no-password"]);
         // pg_dump turns statement_timeout off for its own session; pg_dumpall does not, so a
@@ -342,7 +528,7 @@ fn dump_globals(conn: &Conn) -> Result<()> {
             .iter_mut()
             .find(|l| l.contains("could not connect to database") && !l.contains("FATAL"))
         {
-            if let Some(reason) = connection_failure(conn) {
+            if let Some(reason) = connection_failure(conn, tools) {
                 line.push_str(": ");
                 line.push_str(&reason);
             }
@@ -361,8 +547,8 @@ fn dbname_conninfo(db: &str) -> String {
 }
 
 /// libpq's reason for failing to connect, asked of psql; None if psql connects (or is missing).
-fn connection_failure(conn: &Conn) -> Option<String> {
-    let mut cmd = Command::new("psql");
+fn connection_failure(conn: &Conn, tools: &Tools) -> Option<String> {
+    let mut cmd = tools.command("psql");
     conn.apply(&mut cmd);
     let out = cmd
         .args(["-X", "-w", "-A", "-t", "-c", "SELECT 1"])
@@ -471,7 +657,7 @@ pub fn explain_failure(name: &str, status: ExitStatus, stderr: &[String]) -> Fai
         return Fail::new(format!(
             "{name} is older than the server and cannot dump it ({detail})"
         ))
-        .hint("use a pg_dump at least as new as the server: the Bica image ships pg_dump 17, which dumps servers 9.2 to 17; on a host install the matching postgresql-client");
+        .hint("use a pg_dump at least as new as the server: the Bica image ships pg_dump 18, 17 and 15 and picks the one matching the server; on a host install the matching postgresql-client");
     }
     // --lock-wait-timeout: pg_dump cancels its LOCK TABLE with a statement timeout and names
     // the table only in a detail line; put the table and the cause on the one line.

@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod clients;
 pub mod dump;
 pub mod io;
 pub mod pack;
