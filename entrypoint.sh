@@ -277,7 +277,7 @@ probe_server() {
 	((10#$wait <= 10)) || wait=10
 	out=$(run_dump --client pg_dump --wait "$wait" 2>&1 >/dev/null) || rc=$?
 	if ((rc == 0)); then
-		say "database server: $(sed -n 's/^bica-dump: note: //p' <<<"$out" | tail -n 1)"
+		say "$DB_HOST:$DB_PORT $(sed -n 's/^bica-dump: note: PostgreSQL \([^ ]*\) server: /runs PostgreSQL \1; backups use /p' <<<"$out" | tail -n 1)"
 	elif ((rc == 4)); then
 		say "${CONFIG_FAILURE_PREFIX:-}cannot back up $DB_HOST:$DB_PORT: $(dump_failure "$out")"
 		exit "$EXIT_CONFIG"

