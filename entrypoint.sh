@@ -39,7 +39,8 @@ Commands:
                     check, then restore into a new (or empty) database; all or nothing
   verify [ARCHIVE|--latest]
                     restore drill: restore into a scratch database, compare, drop it
-  check             validate the configuration and print it (secrets redacted)
+  check             validate the configuration and print it (secrets redacted), and
+                    name the server's version and the pg_dump that will dump it
   healthcheck       exit 0 if the newest good backup is recent enough, else 1
   help              this text
 

@@ -127,6 +127,8 @@ setup_host() {
 	for pkg in podman runc debootstrap docker-compose postgresql-$PG_VERSION postgresql-common python3-venv; do
 		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 	done
+	# npm (for tests/pg-server.sh) may come with another nodejs build than Debian's: any will do.
+	command -v npm >/dev/null || need+=(npm)
 	if ((${#need[@]})); then
 		info "installing ${need[*]}"
 		apt-get update -qq
