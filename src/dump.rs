@@ -298,14 +298,17 @@ fn dump_client(conn: &Conn, installed: &[Client], tool: &str) -> Result<Option<C
             eprintln!("bica-dump: note: {}", describe_choice(&server, c, tool));
             Ok(Some(c.clone()))
         }
-        Err(e) => {
-            let hint = e.hint();
-            Err(Fail::new(e.to_string())
-                .hint(hint)
-                .code(EXIT_NO_CLIENT)
-                .into())
-        }
+        Err(e) => Err(no_client(e)),
     }
+}
+
+/// No installed client fits: the reason, the way out, exit 4.
+fn no_client(e: clients::NoClient) -> anyhow::Error {
+    let hint = e.hint();
+    Fail::new(e.to_string())
+        .hint(hint)
+        .code(EXIT_NO_CLIENT)
+        .into()
 }
 
 /// `PostgreSQL 18.4 server: pg_dump 18.6 (/usr/lib/postgresql/18/bin/pg_dump)`
@@ -357,13 +360,7 @@ fn print_client(conn: &Conn, cli: &Cli, installed: &[Client], tool: &str) -> Res
             println!("{}", c.tool(tool).display());
             Ok(())
         }
-        Err(e) => {
-            let hint = e.hint();
-            Err(Fail::new(e.to_string())
-                .hint(hint)
-                .code(EXIT_NO_CLIENT)
-                .into())
-        }
+        Err(e) => Err(no_client(e)),
     }
 }
 
