@@ -911,8 +911,13 @@ pg_restore_into() {
 	local target=$1 db=$2 server
 	shift 2
 	server=$(sql "$target" postgres "SHOW server_version_num") || return 1
+	local filter=false
+	if ((10#$server < 170000 && 10#${PG_CLIENT_MAJOR:-99} >= 17)); then
+		filter=true
+		say "restore: pg_restore ${PG_CLIENT_MAJOR:-} feeds an older server: its 'SET transaction_timeout = 0' line is left out"
+	fi
 	"$(pg_tool pg_restore)" -f - "$@" |
-		if ((10#$server < 170000 && 10#${PG_CLIENT_MAJOR:-99} >= 17)); then sed '/^SET transaction_timeout = 0;$/d'; else cat; fi |
+		if $filter; then sed '/^SET transaction_timeout = 0;$/d'; else cat; fi |
 		with_pg "$target" "$(pg_tool psql)" -X -q -v ON_ERROR_STOP=1 --single-transaction -d "$(conninfo_dbname "$db")" >/dev/null
 }
 
