@@ -610,7 +610,8 @@ check_v() {
 
 	# The other way, the one case of a newer client feeding an older server: 18's archive into
 	# the 15 server. Only pg_restore 18 reads it; its "SET transaction_timeout = 0" (which 15
-	# rejects) is the one line left out.
+	# rejects) is the one line left out. Besides views, 18 names its NOT NULL constraints
+	# (CONSTRAINT t_c_not_null NOT NULL), which 15 has no catalog for: compared without names.
 	dir=$WORK/v18
 	mapfile -t args < <(ctr_args "$dir" awk "${MAJOR_PORT[15]}")
 	args+=(-v "$WORK/keys:/keys:ro" -e ENCRYPT_IDENTITY_FILE=/keys/key.txt)
@@ -620,13 +621,13 @@ check_v() {
 	}
 	grep -q "^bica: restore: pg_restore 18 feeds an older server: its 'SET transaction_timeout = 0' line is left out" "$WORK/v18to15.restore" ||
 		fail "18 -> 15: the transaction_timeout line was not announced: $(cat "$WORK/v18to15.restore")"
-	image_dump 18 awk 18 | without_views >"$WORK/v18to15.orig.sql"
-	image_dump 15 awk_from18 18 | without_views >"$WORK/v18to15.restored.sql"
+	image_dump 18 awk 18 | without_views | sed -E 's/ CONSTRAINT [a-z0-9_]+_not_null NOT NULL/ NOT NULL/' >"$WORK/v18to15.orig.sql"
+	image_dump 15 awk_from18 18 | without_views | sed -E 's/ CONSTRAINT [a-z0-9_]+_not_null NOT NULL/ NOT NULL/' >"$WORK/v18to15.restored.sql"
 	diff -u "$WORK/v18to15.orig.sql" "$WORK/v18to15.restored.sql" >"$WORK/v18to15.diff" || {
 		head -n 30 "$WORK/v18to15.diff"
 		fail "18 -> 15: the database restored into 15 differs from the original on 18 (pg_dump 18 of both)"
 	}
-	info "18 -> 15: $(grep -o 'restore OK: .*' "$WORK/v18to15.restore") with pg_restore 18, its SET transaction_timeout left out; identical by pg_dump 18 (views aside)"
+	info "18 -> 15: $(grep -o 'restore OK: .*' "$WORK/v18to15.restore") with pg_restore 18, its SET transaction_timeout left out; identical by pg_dump 18 (views and NOT NULL constraint names aside)"
 }
 
 # check_w: start-up. `check` names the server's version and the client for each major; an
