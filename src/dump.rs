@@ -369,6 +369,7 @@ fn print_client(conn: &Conn, cli: &Cli, installed: &[Client], tool: &str) -> Res
 fn server_version(conn: &Conn, installed: &[Client]) -> std::result::Result<ServerVersion, String> {
     let mut cmd = Tools::of(installed.iter().find(|c| c.has("psql"))).command("psql");
     conn.apply(&mut cmd);
+    no_statement_timeout(&mut cmd);
     if conn.dbname.is_none() && std::env::var_os("PGDATABASE").is_none() {
         cmd.env("PGDATABASE", "postgres");
     }
@@ -454,6 +455,7 @@ fn wait_for_server(conn: &Conn, limit: u64, installed: &[Client]) -> Result<()> 
 fn dump_database(conn: &Conn, cli: &Cli, tools: &Tools) -> Result<()> {
     let mut cmd = tools.command("pg_dump");
     conn.apply(&mut cmd);
+    no_statement_timeout(&mut cmd);
     cmd.args(["--format=custom", "--compress=0", "--no-password"]);
     if cli.lock_wait_timeout > 0 {
         cmd.arg(format!("--lock-wait-timeout={}s", cli.lock_wait_timeout));
@@ -470,14 +472,7 @@ fn dump_globals(conn: &Conn, tools: &Tools) -> Result<()> {
         let mut cmd = tools.command("pg_dumpall");
         conn.apply(&mut cmd);
         cmd.args(["--globals-only", "--no-password"]);
-        // pg_dump turns statement_timeout off for its own session; pg_dumpall does not, so a
-        // role or database default (common for application roles) would cancel its catalog
-        // queries and fail every backup. A startup option outranks those defaults.
-        let options = std::env::var("PGOPTIONS").unwrap_or_default();
-        cmd.env(
-            "PGOPTIONS",
-            format!("{options} -c statement_timeout=0").trim_start(),
-        );
+        no_statement_timeout(&mut cmd);
         if no_passwords {
             cmd.arg("--no-role-passwords");
         }
@@ -535,6 +530,18 @@ fn dump_globals(conn: &Conn, tools: &Tools) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&out).context("cannot write output")?;
     stdout.flush().context("cannot write output")
+}
+
+/// Turns statement_timeout off for the child's session from its first query on. A role or
+/// database default (common for application roles) would otherwise cancel catalog queries:
+/// pg_dumpall never turns it off, pg_dump only after its first query, and the version query
+/// not at all. A startup option outranks those defaults.
+fn no_statement_timeout(cmd: &mut Command) {
+    let options = std::env::var("PGOPTIONS").unwrap_or_default();
+    cmd.env(
+        "PGOPTIONS",
+        format!("{options} -c statement_timeout=0").trim_start(),
+    );
 }
 
 /// `dbname='NAME'`: a database name as a libpq connection string, so that a name holding '='
