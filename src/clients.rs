@@ -142,7 +142,9 @@ pub fn discover(root: &Path, path: Option<&OsStr>) -> Vec<Client> {
         dirs.extend(numbered.into_iter().map(|(_, d)| d));
     }
     if let Some(path) = path {
-        dirs.extend(std::env::split_paths(path));
+        // Only absolute entries: an empty or relative one would mean whatever the current
+        // directory holds.
+        dirs.extend(std::env::split_paths(path).filter(|d| d.is_absolute()));
     }
 
     let mut seen: Vec<PathBuf> = Vec::new();
@@ -447,6 +449,8 @@ mod tests {
         let other16 = t.path().join("other16");
         fake(&other16, "16.9", &TOOLS);
         let path = std::env::join_paths([
+            PathBuf::new(),
+            PathBuf::from("relative/bin"),
             usr_bin.clone(),
             custom.clone(),
             root.join("15/bin"),
