@@ -80,7 +80,8 @@ ARG PG_CLIENTS="18 17 15"
 # does not check Valid-Until (the signatures are checked as always). The package names pin the
 # majors; the exact versions follow Debian's updates on every rebuild. Each client's pg_dump runs
 # once at the end, so a broken client fails the build, not the first backup.
-# curl is for the ON_SUCCESS_CMD / ON_FAILURE_CMD hooks (healthchecks.io, Slack, SMTP).
+# curl is for the ON_SUCCESS_CMD / ON_FAILURE_CMD hooks (healthchecks.io, Slack, SMTP); man-db
+# reads the bica man pages (`docker run --rm --entrypoint man bica bica-pack`).
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008,SC2046
 RUN printf '%s\n' \
@@ -99,7 +100,7 @@ RUN printf '%s\n' \
         >/etc/apt/preferences.d/bica-postgresql \
     && apt-get update \
     && apt-get install -y --no-install-recommends \
-        $(printf 'postgresql-client-%s ' ${PG_CLIENTS}) ca-certificates curl tzdata util-linux \
+        $(printf 'postgresql-client-%s ' ${PG_CLIENTS}) ca-certificates curl man-db tzdata util-linux \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && for major in ${PG_CLIENTS}; do "/usr/lib/postgresql/${major}/bin/pg_dump" --version; done
@@ -117,8 +118,10 @@ COPY entrypoint.sh /usr/local/bin/entrypoint.sh
 COPY crontab.txt /etc/bica/crontab.txt
 COPY man/*.1 /usr/local/share/man/man1/
 
+# MANPAGER: the image has no pager; man prints the page (pipe it into your own pager).
 ENV BACKUP_DIR=/mnt/backups \
-    CRONTAB=/etc/bica/crontab.txt
+    CRONTAB=/etc/bica/crontab.txt \
+    MANPAGER=cat
 
 USER ${BICA_UID}:${BICA_GID}
 VOLUME ["/mnt/backups"]
