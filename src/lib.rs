@@ -13,3 +13,4 @@ pub mod io;
 pub mod pack;
 pub mod prune;
 pub mod seal;
+pub mod state;

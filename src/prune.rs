@@ -97,7 +97,8 @@ pub const DOC: ManDoc = ManDoc {
     see_also: &["bica-pack(1)", "bica-seal(1)", "bica-dump(1)"],
 };
 
-fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+/// Parses `--now`: an RFC 3339 time, e.g. 2024-06-01T03:00:00Z.
+pub fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("{e} (expected e.g. 2024-06-01T03:00:00Z)"))
@@ -191,6 +192,13 @@ fn fmt_age(age: TimeDelta) -> String {
     format!("{days}d {hours:02}h{minutes:02}m old")
 }
 
+/// The archives in `dir`, oldest first by the time in the name, then the same-minute suffix.
+pub fn archives(dir: &Path, prefix: &str) -> Result<Vec<Archive>> {
+    let mut found = scan(dir, prefix)?;
+    found.sort_by(|a, b| (a.time, a.seq, &a.name).cmp(&(b.time, b.seq, &b.name)));
+    Ok(found)
+}
+
 /// The archives in `dir`: regular files (not symlinks) whose names match.
 fn scan(dir: &Path, prefix: &str) -> Result<Vec<Archive>> {
     let pattern = format!(
@@ -221,28 +229,30 @@ fn scan(dir: &Path, prefix: &str) -> Result<Vec<Archive>> {
     Ok(found)
 }
 
-pub fn run(cli: Cli) -> Result<()> {
-    let prefix_ok = !cli.prefix.is_empty()
-        && !cli.prefix.starts_with(['.', '-'])
-        && cli
-            .prefix
+/// Refuses a prefix that is not a plain name, or a directory that is not one (usage errors).
+pub fn check_dir_and_prefix(dir: &Path, prefix: &str) -> Result<()> {
+    let prefix_ok = !prefix.is_empty()
+        && !prefix.starts_with(['.', '-'])
+        && prefix
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !prefix_ok {
         return Err(Fail::new(format!(
-            "prefix {:?} may hold only letters, digits, '.', '_' and '-', and not start with '.' or '-'",
-            cli.prefix
+            "prefix {prefix:?} may hold only letters, digits, '.', '_' and '-', and not start with '.' or '-'"
         ))
         .code(EXIT_USAGE)
         .into());
     }
-    if !cli.dir.is_dir() {
-        return Err(
-            Fail::new(format!("{} is not a directory", cli.dir.display()))
-                .code(EXIT_USAGE)
-                .into(),
-        );
+    if !dir.is_dir() {
+        return Err(Fail::new(format!("{} is not a directory", dir.display()))
+            .code(EXIT_USAGE)
+            .into());
     }
+    Ok(())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    check_dir_and_prefix(&cli.dir, &cli.prefix)?;
     let now = cli.now.unwrap_or_else(Utc::now).naive_utc();
     let archives = scan(&cli.dir, &cli.prefix)?;
     let decisions = decide(archives, now, cli.keep_days, cli.keep_min);

@@ -1,0 +1,155 @@
+//! The healthcheck verdict: healthy only when the last backup succeeded and the newest good
+//! archive is still there and recent enough. A container that never made a backup is never
+//! healthy (lesson 6: dead backups must not look healthy).
+
+use super::status::Status;
+
+/// What the verdict is drawn from, gathered by the caller (the file system is read there).
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    /// None when no status file exists yet.
+    pub status: Option<&'a Status>,
+    /// Whether the last good archive named in the status is a file in the directory.
+    pub archive_present: bool,
+    pub now: i64,
+    pub max_age_hours: u32,
+    /// The directory, as the messages name it.
+    pub dir: &'a str,
+    /// Unencrypted archives in a directory whose configuration encrypts (names).
+    pub plaintext: &'a [String],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub healthy: bool,
+    /// One line: `healthy: NAME, 12 min old` or `unhealthy: why`.
+    pub message: String,
+}
+
+fn unhealthy(message: String) -> Verdict {
+    Verdict {
+        healthy: false,
+        message: format!("unhealthy: {message}"),
+    }
+}
+
+pub fn verdict(f: &Facts) -> Verdict {
+    let Some(s) = f.status.filter(|s| !s.last_result.is_empty()) else {
+        return unhealthy("no backup has run yet".into());
+    };
+    if s.last_result != "ok" {
+        return unhealthy(format!("the last backup failed: {}", s.last_error));
+    }
+    let archive = &s.last_success_archive;
+    if archive.is_empty() || !f.archive_present {
+        return unhealthy(format!(
+            "the last good archive {archive} is missing from {}",
+            f.dir
+        ));
+    }
+    if let Some(name) = f.plaintext.last() {
+        return unhealthy(format!(
+            "{name} is not encrypted although the configuration encrypts{}",
+            match f.plaintext.len() {
+                1 => String::new(),
+                n => format!(" ({n} such archives)"),
+            }
+        ));
+    }
+    let age = f.now - s.last_success_epoch.unwrap_or(0);
+    let max = i64::from(f.max_age_hours) * 3600;
+    if age > max {
+        return unhealthy(format!(
+            "the newest good backup ({archive}) is {} h old, more than {} h",
+            age / 3600,
+            f.max_age_hours
+        ));
+    }
+    Verdict {
+        healthy: true,
+        message: format!("healthy: {archive}, {} min old", age.max(0) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_717_243_200; // 2024-06-01T12:00:00Z
+
+    fn ok_status(age: i64) -> Status {
+        Status {
+            last_result: "ok".into(),
+            last_success_epoch: Some(NOW - age),
+            last_success_archive: "bica-backup-2024-06-01_0300.tar.gz.age".into(),
+            ..Default::default()
+        }
+    }
+
+    fn judge(status: Option<&Status>, present: bool, plaintext: &[String]) -> Verdict {
+        verdict(&Facts {
+            status,
+            archive_present: present,
+            now: NOW,
+            max_age_hours: 14,
+            dir: "/mnt/backups",
+            plaintext,
+        })
+    }
+
+    // Guards lesson 6 and issue 12: the verdicts of the old shell healthcheck, at their
+    // boundaries.
+    #[test]
+    fn boundaries() {
+        let v = judge(None, false, &[]);
+        assert_eq!(v.message, "unhealthy: no backup has run yet");
+        assert!(!v.healthy);
+        let empty = Status::default();
+        assert!(!judge(Some(&empty), false, &[]).healthy);
+
+        // Exactly 14 h old is still healthy; one second more is not.
+        let v = judge(Some(&ok_status(14 * 3600)), true, &[]);
+        assert!(v.healthy, "{v:?}");
+        assert_eq!(
+            v.message,
+            "healthy: bica-backup-2024-06-01_0300.tar.gz.age, 840 min old"
+        );
+        let v = judge(Some(&ok_status(14 * 3600 + 1)), true, &[]);
+        assert!(!v.healthy);
+        assert_eq!(
+            v.message,
+            "unhealthy: the newest good backup (bica-backup-2024-06-01_0300.tar.gz.age) is 14 h old, more than 14 h"
+        );
+        assert!(judge(Some(&ok_status(0)), true, &[]).healthy);
+        // A success in the future (clock moved back) is not "old".
+        assert!(judge(Some(&ok_status(-600)), true, &[]).healthy);
+
+        let mut failed = ok_status(60);
+        failed.last_result = "failed".into();
+        failed.last_error = "bica-dump: connection refused".into();
+        assert_eq!(
+            judge(Some(&failed), true, &[]).message,
+            "unhealthy: the last backup failed: bica-dump: connection refused"
+        );
+
+        let v = judge(Some(&ok_status(60)), false, &[]);
+        assert!(!v.healthy);
+        assert!(v.message.contains("is missing"), "{v:?}");
+        let mut no_name = ok_status(60);
+        no_name.last_success_archive.clear();
+        assert!(!judge(Some(&no_name), true, &[]).healthy);
+    }
+
+    // Guards issue 9 and 12: an unencrypted archive where the configuration encrypts is
+    // reported, even when the newest backup is fresh.
+    #[test]
+    fn plaintext_in_an_encrypting_directory() {
+        let names = vec!["bica-backup-2024-06-01_0300.tar.gz".to_string()];
+        let v = judge(Some(&ok_status(60)), true, &names);
+        assert!(!v.healthy);
+        assert_eq!(
+            v.message,
+            "unhealthy: bica-backup-2024-06-01_0300.tar.gz is not encrypted although the configuration encrypts"
+        );
+    }
+}

@@ -1,0 +1,533 @@
+//! bica-state: the state of a backup directory, decided in one place.
+//!
+//! entrypoint.sh runs the pipeline; everything it used to work out by hand about the
+//! directory is here: recording a backup's or a drill's outcome (`bica-status.json` and the
+//! Prometheus textfile, [`status`]), the healthcheck verdict ([`health`]), whether a start
+//! must catch up a missed backup, from the real crontab ([`schedule`]), and the listing of
+//! the archives.
+
+pub mod health;
+pub mod schedule;
+pub mod status;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::cli::{ManDoc, EXIT_FAILURE};
+use crate::prune;
+use status::{BackupOutcome, Drill, MetricsTarget, Status, VerifyOutcome};
+
+const ABOUT: &str = "Record, judge and list the state of a Bica backup directory";
+
+const LONG_ABOUT: &str = "\
+Own the state of a backup directory: record what a backup or a restore drill did \
+(bica-status.json and the Prometheus textfile bica.prom, each rewritten atomically), judge \
+its health, decide whether a missed scheduled backup must be caught up, and list its \
+archives.
+
+entrypoint.sh calls it after every run and for `healthcheck`, `list` and the catch-up at \
+start; it works the same by hand on any directory.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  bica-state health --dir /mnt/backups --max-age-hours 14
+  bica-state catch-up --dir /mnt/backups --crontab /etc/bica/crontab.txt
+  bica-state list --dir /mnt/backups --json";
+
+#[derive(Parser, Debug)]
+#[command(name = "bica-state", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Record the outcome of a backup or of a restore drill
+    #[command(subcommand)]
+    Record(Record),
+    /// Exit 0 when the last backup succeeded and the newest good archive is recent enough
+    Health(HealthArgs),
+    /// Print `backup`, `backup --prune` or `none`: what a start must run to catch up the
+    /// newest backup slot of the crontab, if it was missed
+    CatchUp(CatchUpArgs),
+    /// List the archives, oldest first: time, size, encrypted or not, restore drill
+    List(ListArgs),
+}
+
+/// The directory and the archive names in it.
+#[derive(Args, Debug)]
+pub struct Dir {
+    /// The backup directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// The archive name prefix
+    #[arg(long, value_name = "PREFIX", default_value = "bica-backup")]
+    pub prefix: String,
+}
+
+#[derive(Args, Debug)]
+pub struct Output {
+    /// The Prometheus textfile to rewrite, or `off` [default: DIR/bica.prom]
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Outcome {
+    Ok,
+    Failed,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Record {
+    /// A backup run: sets last_attempt, last_result, ... and, when it succeeded, last_success
+    Backup {
+        #[command(flatten)]
+        dir: Dir,
+        #[command(flatten)]
+        out: Output,
+        /// Whether the run succeeded
+        #[arg(long)]
+        result: Outcome,
+        /// When the run started, seconds since the epoch (UTC)
+        #[arg(long, value_name = "EPOCH")]
+        started: i64,
+        /// How long it took, in seconds
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        seconds: i64,
+        /// The archive it published (a success)
+        #[arg(long, value_name = "NAME", default_value = "")]
+        archive: String,
+        /// The archive's size in bytes
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        bytes: i64,
+        /// Why it failed, in one line
+        #[arg(
+            long,
+            value_name = "TEXT",
+            default_value = "",
+            allow_hyphen_values = true
+        )]
+        error: String,
+    },
+    /// A restore drill: sets last_verify, last_verify_result, ... and the archive's drill
+    Verify {
+        #[command(flatten)]
+        dir: Dir,
+        #[command(flatten)]
+        out: Output,
+        /// Whether the drill passed
+        #[arg(long)]
+        result: Outcome,
+        /// The archive it restored
+        #[arg(long, value_name = "NAME")]
+        archive: String,
+        /// How long it took, in seconds
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        seconds: i64,
+        /// Why it failed, in one line
+        #[arg(
+            long,
+            value_name = "TEXT",
+            default_value = "",
+            allow_hyphen_values = true
+        )]
+        error: String,
+        /// Tables compared
+        #[arg(long, value_name = "N")]
+        tables: Option<i64>,
+        /// Rows compared
+        #[arg(long, value_name = "N")]
+        rows: Option<i64>,
+        /// Large objects compared
+        #[arg(long, value_name = "N")]
+        large_objects: Option<i64>,
+        /// When the drill ended, seconds since the epoch [default: now]
+        #[arg(long, value_name = "EPOCH")]
+        at: Option<i64>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub dir: Dir,
+    /// Unhealthy when the newest good backup is older than this
+    #[arg(long, value_name = "HOURS", default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_age_hours: u32,
+    /// The configuration encrypts: an unencrypted archive in DIR is unhealthy
+    #[arg(long)]
+    pub encrypted: bool,
+    /// Judge at this UTC time instead of the clock (RFC 3339)
+    #[arg(long, value_name = "UTC_TIME", value_parser = prune::parse_now)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+#[derive(Args, Debug)]
+pub struct CatchUpArgs {
+    #[command(flatten)]
+    pub dir: Dir,
+    /// The supercronic crontab
+    #[arg(long, value_name = "FILE")]
+    pub crontab: PathBuf,
+    /// Decide at this UTC time instead of the clock (RFC 3339)
+    #[arg(long, value_name = "UTC_TIME", value_parser = prune::parse_now)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub dir: Dir,
+    /// The configuration encrypts: mark unencrypted archives
+    #[arg(long)]
+    pub encrypted: bool,
+    /// One JSON document instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub const DOC: ManDoc = ManDoc {
+    examples: &[
+        (
+            "Record a successful backup that started at 03:00 UTC on 1 June 2024:",
+            "bica-state record backup --dir /mnt/backups --result ok --started 1717210800 \\\n  --seconds 42 --archive bica-backup-2024-06-01_0300.tar.gz.age --bytes 318683",
+        ),
+        (
+            "Record a failed restore drill, without a metrics file:",
+            "bica-state record verify --dir /mnt/backups --metrics-file off --result failed \\\n  --archive bica-backup-2024-06-01_0300.tar.gz.age --error 'pg_restore failed'",
+        ),
+        (
+            "The container's healthcheck:",
+            "bica-state health --dir /mnt/backups --max-age-hours 14",
+        ),
+        (
+            "What a start at 07:10 UTC would catch up:",
+            "bica-state catch-up --dir /mnt/backups --crontab crontab.txt --now 2024-06-01T07:10:00Z",
+        ),
+        ("The archives, for a script:", "bica-state list --dir /mnt/backups --json"),
+    ],
+    exit_status: &[
+        (0, "Done; for health: healthy; for catch-up: decided (the decision is on standard output)."),
+        (1, "health: unhealthy (the reason is on standard output). Otherwise: the state could not be written, the directory could not be read, or the crontab is not one supercronic accepts."),
+        (2, "Usage error: a bad flag or value, a prefix that is not a plain name, or DIR is not a directory."),
+    ],
+    see_also: &["bica-prune(1)", "bica-pack(1)", "bica-seal(1)", "bica-dump(1)", "supercronic"],
+};
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Record(r) => record(r),
+        Command::Health(h) => health_cmd(h),
+        Command::CatchUp(c) => catch_up(c),
+        Command::List(l) => list(l),
+    }
+}
+
+fn metrics_target(dir: &Path, out: &Output) -> MetricsTarget {
+    match out.metrics_file.as_deref() {
+        Some("off") => MetricsTarget::Off,
+        Some("") | None => MetricsTarget::File(dir.join(status::METRICS_FILE)),
+        Some(path) => MetricsTarget::File(PathBuf::from(path)),
+    }
+}
+
+/// One line of text: a newline or a tab in an error message would break the status lines
+/// readers grep.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\t', '\r'], " ")
+}
+
+fn record(r: Record) -> Result<()> {
+    match r {
+        Record::Backup {
+            dir,
+            out,
+            result,
+            started,
+            seconds,
+            archive,
+            bytes,
+            error,
+        } => {
+            prune::check_dir_and_prefix(&dir.dir, &dir.prefix)?;
+            let outcome = BackupOutcome {
+                ok: result == Outcome::Ok,
+                started,
+                archive,
+                bytes,
+                seconds,
+                error: one_line(&error),
+            };
+            status::update(&dir.dir, &metrics_target(&dir.dir, &out), |s| {
+                s.record_backup(&outcome)
+            })?;
+        }
+        Record::Verify {
+            dir,
+            out,
+            result,
+            archive,
+            seconds,
+            error,
+            tables,
+            rows,
+            large_objects,
+            at,
+        } => {
+            prune::check_dir_and_prefix(&dir.dir, &dir.prefix)?;
+            let outcome = VerifyOutcome {
+                ok: result == Outcome::Ok,
+                at: at.unwrap_or_else(|| Utc::now().timestamp()),
+                archive,
+                seconds,
+                error: one_line(&error),
+                tables,
+                rows,
+                large_objects,
+            };
+            status::update(&dir.dir, &metrics_target(&dir.dir, &out), |s| {
+                s.record_verify(&outcome)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The unencrypted archives in the directory (names), oldest first.
+fn plaintext_archives(archives: &[prune::Archive]) -> Vec<String> {
+    archives
+        .iter()
+        .filter(|a| !a.name.ends_with(".age"))
+        .map(|a| a.name.clone())
+        .collect()
+}
+
+fn health_cmd(h: HealthArgs) -> Result<()> {
+    prune::check_dir_and_prefix(&h.dir.dir, &h.dir.prefix)?;
+    let status = match status::load(&h.dir.dir) {
+        Ok(s) => s,
+        Err(e) => unhealthy(&format!("unhealthy: {e:#}")),
+    };
+    let archive_present = status.as_ref().is_some_and(|s| {
+        !s.last_success_archive.is_empty()
+            && std::fs::symlink_metadata(h.dir.dir.join(&s.last_success_archive))
+                .is_ok_and(|m| m.is_file())
+    });
+    let plaintext = if h.encrypted {
+        plaintext_archives(&prune::archives(&h.dir.dir, &h.dir.prefix)?)
+    } else {
+        Vec::new()
+    };
+    let verdict = health::verdict(&health::Facts {
+        status: status.as_ref(),
+        archive_present,
+        now: h.now.unwrap_or_else(Utc::now).timestamp(),
+        max_age_hours: h.max_age_hours,
+        dir: &h.dir.dir.display().to_string(),
+        plaintext: &plaintext,
+    });
+    if !verdict.healthy {
+        unhealthy(&verdict.message);
+    }
+    println!("{}", verdict.message);
+    Ok(())
+}
+
+/// The verdict on standard output and exit 1, with nothing on standard error: the
+/// healthcheck log shows the one line.
+fn unhealthy(message: &str) -> ! {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{message}");
+    let _ = out.flush();
+    std::process::exit(i32::from(EXIT_FAILURE));
+}
+
+fn minute(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%MZ").to_string()
+}
+
+fn catch_up(c: CatchUpArgs) -> Result<()> {
+    prune::check_dir_and_prefix(&c.dir.dir, &c.dir.prefix)?;
+    let text = std::fs::read_to_string(&c.crontab)
+        .with_context(|| format!("cannot read the crontab {}", c.crontab.display()))?;
+    let crontab = schedule::parse(&text).with_context(|| {
+        format!(
+            "the crontab {} is not one supercronic accepts",
+            c.crontab.display()
+        )
+    })?;
+    let now = c.now.unwrap_or_else(Utc::now);
+    let newest = prune::archives(&c.dir.dir, &c.dir.prefix)?.pop();
+    let newest_name = newest.as_ref().map_or("none", |a| a.name.as_str());
+    let slot = match schedule::last_backup_slot(&crontab, now) {
+        schedule::LastSlot::NoBackupLine => {
+            eprintln!(
+                "bica-state: catch-up: no line of {} runs entrypoint.sh backup; skipped",
+                c.crontab.display()
+            );
+            println!("none");
+            return Ok(());
+        }
+        schedule::LastSlot::NeverFired => {
+            eprintln!(
+                "bica-state: catch-up: not needed (no backup line of {} has fired yet)",
+                c.crontab.display()
+            );
+            println!("none");
+            return Ok(());
+        }
+        schedule::LastSlot::Found(s) => s,
+    };
+    let job = crontab.jobs.iter().find(|j| j.line == slot.line);
+    let which = job.map_or(String::new(), |j| {
+        format!(", line {}: {} ({})", j.line, j.schedule, crontab.zone)
+    });
+    // Archive names hold the start minute: an archive of that minute covers the slot.
+    let slot_minute = slot.at.naive_utc() - chrono::TimeDelta::seconds(slot.at.timestamp() % 60);
+    if newest.as_ref().is_some_and(|a| a.time >= slot_minute) {
+        eprintln!(
+            "bica-state: catch-up: not needed (newest archive {newest_name} is not older than the last slot {}{which})",
+            minute(slot.at)
+        );
+        println!("none");
+        return Ok(());
+    }
+    let action = match slot.backup {
+        schedule::Backup::Prune => "backup --prune",
+        schedule::Backup::Plain => "backup",
+    };
+    eprintln!(
+        "bica-state: catch-up: the slot at {}{which} was missed (newest archive: {newest_name}); run: {action}",
+        minute(slot.at)
+    );
+    println!("{action}");
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    name: &'a str,
+    /// UTC, from the name.
+    time: String,
+    bytes: u64,
+    encrypted: bool,
+    /// Unencrypted although the configuration encrypts (only with --encrypted).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    plaintext_warning: bool,
+    /// The newest restore drill of this archive; null when none ran, absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<Option<&'a Drill>>,
+}
+
+#[derive(Serialize)]
+struct Listing<'a> {
+    dir: String,
+    archives: Vec<Listed<'a>>,
+    /// Why drill results are unknown, when the status file cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_error: Option<String>,
+}
+
+fn drill_text(d: &Drill) -> String {
+    let mut out = format!("{} {}", d.result, d.at);
+    let mut compared = Vec::new();
+    if let Some(t) = d.tables {
+        compared.push(format!("{t} tables"));
+    }
+    if let Some(r) = d.rows {
+        compared.push(format!("{r} rows"));
+    }
+    if let Some(l) = d.large_objects {
+        compared.push(format!("{l} large object{}", if l == 1 { "" } else { "s" }));
+    }
+    if !compared.is_empty() {
+        out.push_str(&format!(" ({})", compared.join(", ")));
+    }
+    if !d.error.is_empty() {
+        out.push_str(&format!(": {}", d.error));
+    }
+    out
+}
+
+fn list(l: ListArgs) -> Result<()> {
+    prune::check_dir_and_prefix(&l.dir.dir, &l.dir.prefix)?;
+    let archives = prune::archives(&l.dir.dir, &l.dir.prefix)?;
+    let (status, status_error) = match status::load(&l.dir.dir) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    if let Some(e) = &status_error {
+        eprintln!("bica-state: warning: {e}; whether archives were verified is unknown");
+    }
+    let empty = Status::default();
+    let known = status.as_ref().unwrap_or(&empty);
+    let mut rows = Vec::new();
+    for a in &archives {
+        let meta = std::fs::metadata(l.dir.dir.join(&a.name))
+            .with_context(|| format!("cannot read {}", l.dir.dir.join(&a.name).display()))?;
+        let encrypted = a.name.ends_with(".age");
+        rows.push(Listed {
+            name: &a.name,
+            time: a.time.format("%Y-%m-%dT%H:%M:00Z").to_string(),
+            bytes: meta.len(),
+            encrypted,
+            plaintext_warning: l.encrypted && !encrypted,
+            verify: if status_error.is_some() {
+                None
+            } else {
+                Some(known.archives.get(&a.name).and_then(|s| s.verify.as_ref()))
+            },
+        });
+    }
+    if l.json {
+        let listing = Listing {
+            dir: l.dir.dir.display().to_string(),
+            archives: rows,
+            status_error,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&listing).context("cannot encode the listing")?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<17} {:<48} {:>14}  {:<9} VERIFIED",
+        "TIME (UTC)", "ARCHIVE", "BYTES", "ENCRYPTED"
+    );
+    for (r, a) in rows.iter().zip(&archives) {
+        let enc = match (r.encrypted, r.plaintext_warning) {
+            (true, _) => "yes",
+            (false, false) => "no",
+            (false, true) => "NO (!)",
+        };
+        let verified = match &r.verify {
+            None => "unknown".to_string(),
+            Some(None) => "no".to_string(),
+            Some(Some(d)) => drill_text(d),
+        };
+        println!(
+            "{:<17} {:<48} {:>14}  {:<9} {}",
+            a.time.format("%Y-%m-%d %H:%M"),
+            r.name,
+            r.bytes,
+            enc,
+            verified
+        );
+    }
+    let flagged = rows.iter().filter(|r| r.plaintext_warning).count();
+    if flagged > 0 {
+        println!(
+            "(!) {flagged} archive(s) not encrypted although the configuration encrypts: made before encryption was set, or copied in"
+        );
+    }
+    Ok(())
+}
