@@ -34,7 +34,7 @@ Commands:
   run               validate the configuration, run a missed backup, then schedule (default)
   backup [--prune]  make one archive now; --prune applies RETENTION_DAYS after a success
   prune [--dry-run] delete archives older than RETENTION_DAYS (never the newest KEEP_MIN)
-  list              show the archives and what the next prune would delete
+  list [--json]     show the archives and what the next prune would delete
   restore ARCHIVE|--latest [--into DB] [--clean] [--with-globals] [--no-owner]
                     check, then restore into a new (or empty) database; all or nothing
   verify [ARCHIVE|--latest]
@@ -302,24 +302,9 @@ archive_ext() {
 # ---------------------------------------------------------------------------------------------
 # Archives on disk
 
-# archives: the names of our archives in BACKUP_DIR, one per line, oldest first by the time in
-# the name, then by the same-minute suffix (-2, -3, ...).
-archives() {
-	local f name re="^${BACKUP_PREFIX//./\\.}-([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{4})(-([0-9]+))?\\.tar\\.gz(\\.age)?$"
-	for f in "$BACKUP_DIR"/"$BACKUP_PREFIX"-*; do
-		name=${f##*/}
-		if [[ $name =~ $re ]] && [ -f "$f" ] && [ ! -L "$f" ]; then
-			printf '%s %s %s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[3]:-1}" "$name"
-		fi
-	done | sort -k1,1 -k2,2n | cut -d' ' -f3-
-}
-
-# name_epoch NAME: the UTC time in an archive name, as seconds since the epoch.
-name_epoch() {
-	local stamp=${1#"$BACKUP_PREFIX"-}
-	stamp=${stamp:0:15} # YYYY-MM-DD_HHMM
-	date -u -d "${stamp:0:10} ${stamp:11:2}:${stamp:13:2}" +%s
-}
+# archives: the names of our archives in BACKUP_DIR, one per line, oldest first (bica-state reads
+# the names: PREFIX-YYYY-MM-DD_HHMM[-N].tar.gz[.age], UTC).
+archives() { bica-state list --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --names; }
 
 # sweep_partials: remove temporaries left by a run that was killed. Only called with the lock
 # held, so no live run owns them.
@@ -345,106 +330,7 @@ take_lock() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Status (bica-status.json), metrics (bica.prom) and notification hooks
-
-STATUS_KEYS=(last_attempt last_attempt_epoch last_result last_error last_archive last_bytes
-	last_seconds last_success last_success_epoch last_success_archive last_success_bytes last_verify
-	last_verify_epoch last_verify_result last_verify_archive last_verify_error)
-declare -A STATUS=()
-
-# status_load: read the status file (one "key": value per line, as status_save writes it).
-status_load() {
-	STATUS=()
-	local file="$BACKUP_DIR/bica-status.json" line key value
-	[ -r "$file" ] || return 0
-	while IFS= read -r line; do
-		[[ $line =~ ^[[:space:]]*\"([a-z_]+)\":[[:space:]]*(.*[^,]),?$ ]] || continue
-		key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-		value=${value%,}
-		if [[ $value == \"*\" ]]; then
-			value=${value:1:-1}
-			value=${value//\\\"/\"}
-			value=${value//\\\\/\\}
-		fi
-		STATUS[$key]=$value
-	done <"$file"
-}
-
-json_value() {
-	local s=$1
-	if [[ $s =~ ^[0-9]+$ ]]; then
-		printf '%s' "$s"
-		return
-	fi
-	s=${s//\\/\\\\}
-	s=${s//\"/\\\"}
-	s=${s//$'\n'/ }
-	s=${s//$'\t'/ }
-	printf '"%s"' "$s"
-}
-
-# atomic_write FILE MODE FUNCTION: FUNCTION's output becomes FILE (with MODE) through a
-# temporary name in the same directory and a rename, so readers never see half a file.
-atomic_write() {
-	local file=$1 mode=$2 tmp
-	tmp="${1%/*}/.${1##*/}.partial"
-	shift 2
-	if ! "$@" >"$tmp" 2>/dev/null || ! chmod "$mode" -- "$tmp" || ! mv -f -- "$tmp" "$file" 2>/dev/null; then
-		rm -f -- "$tmp"
-		say "warning: cannot write $file"
-	fi
-}
-
-# status_save: write the status file (mode 0600, like the archives) and the Prometheus textfile,
-# each atomically.
-status_save() {
-	atomic_write "$BACKUP_DIR/bica-status.json" 600 render_status
-	# The metrics hold no secret and node_exporter runs as another user: world-readable.
-	local metrics=${METRICS_FILE:-$BACKUP_DIR/bica.prom}
-	[ "$metrics" = off ] || atomic_write "$metrics" 644 render_metrics
-}
-
-render_status() {
-	local i key n=${#STATUS_KEYS[@]}
-	{
-		printf '{\n'
-		for ((i = 0; i < n; i++)); do
-			key=${STATUS_KEYS[i]}
-			printf '  "%s": %s' "$key" "$(json_value "${STATUS[$key]:-}")"
-			((i == n - 1)) || printf ','
-			printf '\n'
-		done
-		printf '}\n'
-	}
-}
-
-render_metrics() {
-	local ok=0 verify=""
-	[ "${STATUS[last_result]:-}" != ok ] || ok=1
-	case ${STATUS[last_verify_result]:-} in
-	ok) verify=1 ;;
-	failed) verify=0 ;;
-	esac
-	{
-		printf '# HELP bica_last_success_timestamp_seconds Start time of the newest successful backup.\n'
-		printf '# TYPE bica_last_success_timestamp_seconds gauge\n'
-		printf 'bica_last_success_timestamp_seconds %s\n' "${STATUS[last_success_epoch]:-0}"
-		printf '# HELP bica_last_run_success Whether the last backup run succeeded (1) or failed (0).\n'
-		printf '# TYPE bica_last_run_success gauge\n'
-		printf 'bica_last_run_success %s\n' "$ok"
-		printf '# HELP bica_last_archive_bytes Size of the archive of the newest successful backup.\n'
-		printf '# TYPE bica_last_archive_bytes gauge\n'
-		printf 'bica_last_archive_bytes %s\n' "${STATUS[last_success_bytes]:-0}"
-		printf '# HELP bica_last_duration_seconds Duration of the last backup run.\n'
-		printf '# TYPE bica_last_duration_seconds gauge\n'
-		printf 'bica_last_duration_seconds %s\n' "${STATUS[last_seconds]:-0}"
-		if [ -n "$verify" ]; then
-			printf '# HELP bica_last_verify_success Whether the last restore drill succeeded (1) or failed (0).\n'
-			printf '# TYPE bica_last_verify_success gauge\n'
-			printf 'bica_last_verify_success %s\n' "$verify"
-		fi
-	}
-}
+# Outcomes: bica-state records them (bica-status.json, bica.prom); the hooks run here
 
 # notify EVENT RESULT ARCHIVE BYTES SECONDS ERROR: run ON_SUCCESS_CMD or ON_FAILURE_CMD with the
 # result in its environment. A hook that fails or hangs (60 s) is logged, never fatal.
@@ -461,32 +347,22 @@ notify() {
 
 # record_backup RESULT ARCHIVE BYTES SECONDS ERROR
 record_backup() {
-	status_load
-	STATUS[last_attempt]=$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-	STATUS[last_attempt_epoch]=$RUN_EPOCH
-	STATUS[last_result]=$1 STATUS[last_archive]=$2 STATUS[last_bytes]=$3
-	STATUS[last_seconds]=$4 STATUS[last_error]=$5
-	if [ "$1" = ok ]; then
-		STATUS[last_success]=${STATUS[last_attempt]}
-		STATUS[last_success_epoch]=$RUN_EPOCH
-		STATUS[last_success_archive]=$2
-		STATUS[last_success_bytes]=$3
-	fi
-	status_save
+	bica-state record backup --dir "$BACKUP_DIR" --metrics-file "${METRICS_FILE:-}" --result "$1" \
+		--started "${RUN_EPOCH:-$(date -u +%s)}" --archive "$2" --bytes "$3" --seconds "$4" --error "$5" ||
+		say "warning: the outcome could not be recorded in $BACKUP_DIR"
 	notify backup "$@"
 }
 
-# record_verify RESULT ARCHIVE SECONDS ERROR
+# record_verify RESULT ARCHIVE SECONDS ERROR [TABLES ROWS LARGE_OBJECTS]: what the drill compared
+# goes into the status and `list` when given.
 record_verify() {
-	local now
-	now=$(date -u +%s)
-	status_load
-	STATUS[last_verify]=$(date -u -d "@$now" +%Y-%m-%dT%H:%M:%SZ)
-	STATUS[last_verify_epoch]=$now STATUS[last_verify_result]=$1
-	STATUS[last_verify_archive]=$2 STATUS[last_verify_error]=$4
-	status_save
-	# One line per drill, so `list` can say which archives were verified.
-	printf '%s %s %s\n' "$2" "$1" "${STATUS[last_verify]}" >>"$BACKUP_DIR/.bica-verified" 2>/dev/null || true
+	local compared=()
+	[ -z "${5:-}" ] || compared+=(--tables "$5")
+	[ -z "${6:-}" ] || compared+=(--rows "$6")
+	[ -z "${7:-}" ] || compared+=(--large-objects "$7")
+	bica-state record verify --dir "$BACKUP_DIR" --metrics-file "${METRICS_FILE:-}" --result "$1" \
+		--archive "$2" --seconds "$3" --error "$4" "${compared[@]}" ||
+		say "warning: the drill's outcome could not be recorded in $BACKUP_DIR"
 	notify verify "$1" "$2" 0 "$3" "$4"
 }
 
@@ -526,124 +402,134 @@ cmd_backup() {
 	load_config
 	take_lock
 	sweep_partials
+	name_archive
+	trap 'rm -rf -- "$TMP_ARCHIVE" "$TMP_GLOBALS" "$TMP_ERRDIR"' EXIT
+	trap 'say "backup FAILED: interrupted by a signal; nothing was published, older archives are untouched"; exit 143' TERM INT HUP
 
-	local stamp ext name final n=1
+	say "backup started: $NAME from $DB_USER@$DB_HOST:$DB_PORT/$DB_NAME"
+	local start=$SECONDS
+	FAILURE=""
+	PACK_ARGS=(--meta "source=$DB_HOST:$DB_PORT/$DB_NAME" --meta "archive=$NAME")
+	[ -z "$PACK_LEVEL" ] || PACK_ARGS+=(--level "$PACK_LEVEL")
+	if is_true "$DB_GLOBALS"; then dump_globals; fi
+	[ -n "$FAILURE" ] || run_pipeline
+	[ -n "$FAILURE" ] || publish
+
+	local seconds=$((SECONDS - start)) bytes
+	if [ -n "$FAILURE" ]; then
+		say "backup FAILED after ${seconds} s: $FAILURE; nothing was published, older archives are untouched"
+		record_backup failed "" 0 "$seconds" "$FAILURE"
+		exit "$EXIT_FAILED"
+	fi
+	bytes=$(stat -c %s -- "$BACKUP_DIR/$NAME")
+	local client # bica-dump's note: "PostgreSQL 18.4 server: pg_dump 18.6 (PATH)"
+	client=$(sed -n 's/^bica-dump: note: PostgreSQL \([^ ]*\) server: pg_dump \([^ ]*\) .*/pg_dump \2, PostgreSQL \1 server/p' "$TMP_ERRDIR/0" | tail -n 1)
+	say "backup OK: $BACKUP_DIR/$NAME, $bytes bytes, ${seconds} s${client:+ ($client)}"
+	record_backup ok "$NAME" "$bytes" "$seconds" ""
+	if $prune; then
+		run_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
+			die "$EXIT_FAILED" "the backup succeeded but the prune failed (see above)"
+	fi
+}
+
+# name_archive: NAME from the run's UTC start minute (a second run in the same minute gets -2,
+# -3, ...: never overwrite), and the temporaries TMP_ARCHIVE, TMP_GLOBALS, TMP_ERRDIR.
+name_archive() {
+	local stamp base n=1
 	stamp=$(date -u -d "@$RUN_EPOCH" +%Y-%m-%d_%H%M)
-	ext=$(archive_ext)
-	name="$BACKUP_PREFIX-$stamp$ext"
-	# Never overwrite: a second run in the same minute gets -2, -3, ...
-	local base="$BACKUP_PREFIX-$stamp"
+	base="$BACKUP_PREFIX-$stamp"
 	while [ -e "$BACKUP_DIR/$base.tar.gz" ] || [ -e "$BACKUP_DIR/$base.tar.gz.age" ]; do
 		n=$((n + 1))
 		base="$BACKUP_PREFIX-$stamp-$n"
 	done
-	name=$base$ext
-	final="$BACKUP_DIR/$name"
-	TMP_ARCHIVE="$BACKUP_DIR/.$name.partial"
+	NAME=$base$(archive_ext)
+	TMP_ARCHIVE="$BACKUP_DIR/.$NAME.partial"
 	TMP_GLOBALS="$BACKUP_DIR/.$BACKUP_PREFIX-$stamp-globals.sql.partial"
 	TMP_ERRDIR=$(mktemp -d "${TMPDIR:-/tmp}/bica.XXXXXX")
-	trap 'rm -rf -- "$TMP_ARCHIVE" "$TMP_GLOBALS" "$TMP_ERRDIR"' EXIT
-	trap 'say "backup FAILED: interrupted by a signal; nothing was published, older archives are untouched"; exit 143' TERM INT HUP
+}
 
-	say "backup started: $name from $DB_USER@$DB_HOST:$DB_PORT/$DB_NAME"
-	local start=$SECONDS failure=""
-
-	local pack_args=(--meta "source=$DB_HOST:$DB_PORT/$DB_NAME" --meta "archive=$name")
-	[ -z "$PACK_LEVEL" ] || pack_args+=(--level "$PACK_LEVEL")
-	if is_true "$DB_GLOBALS"; then
-		if run_dump --globals --wait "$DB_WAIT" >"$TMP_GLOBALS" 2>"$TMP_ERRDIR/globals"; then
-			cat "$TMP_ERRDIR/globals" >&2
-			pack_args+=(--add "globals.sql=$TMP_GLOBALS")
-		else
-			cat "$TMP_ERRDIR/globals" >&2
-			failure="bica-dump --globals: $(first_error "$TMP_ERRDIR/globals")"
-			failure=${failure%: }
-		fi
+# dump_globals: the roles and tablespaces into TMP_GLOBALS, added to the archive; or FAILURE.
+dump_globals() {
+	if run_dump --globals --wait "$DB_WAIT" >"$TMP_GLOBALS" 2>"$TMP_ERRDIR/globals"; then
+		PACK_ARGS+=(--add "globals.sql=$TMP_GLOBALS")
+	else
+		FAILURE="bica-dump --globals: $(first_error "$TMP_ERRDIR/globals")"
+		FAILURE=${FAILURE%: }
 	fi
+	cat "$TMP_ERRDIR/globals" >&2
+}
 
-	local statuses=(0 0 0)
-	if [ -z "$failure" ]; then
-		# The pipeline. pipefail plus PIPESTATUS: any stage failing fails the run, so a dump
-		# that died cannot become a small, valid-looking archive.
-		set +e
+# seal: the pipeline's last stage, bica-seal with this configuration's keys (a passphrase only
+# in its environment).
+seal() {
+	if [ "$ENCRYPT_MODE" = passphrase ] && [ -n "$SECRET_ENCRYPT_PASS" ]; then
+		BICA_PASSPHRASE="$SECRET_ENCRYPT_PASS" exec bica-seal "${SEAL_ARGS[@]}"
+	fi
+	exec bica-seal "${SEAL_ARGS[@]}"
+}
+
+# run_pipeline: bica-dump | bica-pack [| bica-seal] > TMP_ARCHIVE. pipefail plus PIPESTATUS: any
+# stage failing fails the run, so a dump that died cannot become a small, valid-looking
+# archive. Shows each stage's messages; sets FAILURE to the root cause.
+run_pipeline() {
+	local e=$TMP_ERRDIR statuses i
+	set +e
+	if [ "$ENCRYPT_MODE" = none ]; then
+		run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$e/0" |
+			bica-pack "${PACK_ARGS[@]}" 2>"$e/1" >"$TMP_ARCHIVE"
+		statuses=("${PIPESTATUS[@]}" 0)
+	else
+		run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$e/0" |
+			bica-pack "${PACK_ARGS[@]}" 2>"$e/1" | seal 2>"$e/2" >"$TMP_ARCHIVE"
+		statuses=("${PIPESTATUS[@]}")
+	fi
+	set -e
+	for i in 0 1 2; do
+		[ ! -s "$e/$i" ] || cat "$e/$i" >&2
+	done
+	FAILURE=$(root_cause "${statuses[@]}")
+}
+
+# root_cause STATUS...: the first stage that failed for its own reason (a stage that only saw
+# its reader go away, a broken pipe, is a consequence); nothing when every stage succeeded.
+root_cause() {
+	local stages=(bica-dump bica-pack bica-seal) statuses=("$@") i msg fallback=""
+	for i in 0 1 2; do
+		((statuses[i] != 0)) || continue
+		msg=$(first_error "$TMP_ERRDIR/$i")
+		if [ -z "$msg" ] && ((statuses[i] > 128)); then
+			# Killed without a word: name the signal (XFSZ: the file size limit, KILL: the
+			# out-of-memory killer or a stop, ...).
+			msg="${stages[i]}: killed by signal SIG$(kill -l "$((statuses[i] - 128))" 2>/dev/null || echo "$((statuses[i] - 128))")"
+		fi
+		[ -n "$msg" ] || msg="${stages[i]}: exited with status ${statuses[i]}"
+		[ -n "$fallback" ] || fallback=$msg
+		if ! grep -q -i -E 'broken pipe|stopped early|SIGPIPE' <<<"$msg"; then
+			printf '%s' "$msg"
+			return
+		fi
+	done
+	printf '%s' "$fallback"
+}
+
+# publish: TMP_ARCHIVE must be what this run was configured to make; then durable before
+# visible: fsync the data, link it under its final name (link fails rather than overwrite),
+# drop the temporary name, fsync the directory. Or FAILURE.
+publish() {
+	local final="$BACKUP_DIR/$NAME"
+	if ! archive_is_configured_kind "$TMP_ARCHIVE"; then
 		if [ "$ENCRYPT_MODE" = none ]; then
-			run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$TMP_ERRDIR/0" |
-				bica-pack "${pack_args[@]}" 2>"$TMP_ERRDIR/1" >"$TMP_ARCHIVE"
-			statuses=("${PIPESTATUS[@]}" 0)
-		elif [ "$ENCRYPT_MODE" = passphrase ] && [ -n "$SECRET_ENCRYPT_PASS" ]; then
-			run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$TMP_ERRDIR/0" |
-				bica-pack "${pack_args[@]}" 2>"$TMP_ERRDIR/1" |
-				BICA_PASSPHRASE="$SECRET_ENCRYPT_PASS" bica-seal "${SEAL_ARGS[@]}" 2>"$TMP_ERRDIR/2" >"$TMP_ARCHIVE"
-			statuses=("${PIPESTATUS[@]}")
+			FAILURE="the archive is not a gzip file; refusing to publish it"
 		else
-			run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$TMP_ERRDIR/0" |
-				bica-pack "${pack_args[@]}" 2>"$TMP_ERRDIR/1" |
-				bica-seal "${SEAL_ARGS[@]}" 2>"$TMP_ERRDIR/2" >"$TMP_ARCHIVE"
-			statuses=("${PIPESTATUS[@]}")
+			FAILURE="the archive is not an age file although encryption is configured ($ENCRYPT_MODE); refusing to publish it"
 		fi
-		set -e
-		local i
-		for i in 0 1 2; do
-			[ -s "$TMP_ERRDIR/$i" ] && cat "$TMP_ERRDIR/$i" >&2
-		done
-		# The root cause is the first stage that failed for its own reason; a stage that only
-		# saw its reader go away (broken pipe) is a consequence.
-		local stages=(bica-dump bica-pack bica-seal) fallback=""
-		for i in 0 1 2; do
-			((statuses[i] == 0)) && continue
-			local msg
-			msg=$(first_error "$TMP_ERRDIR/$i")
-			if [ -z "$msg" ] && ((statuses[i] > 128)); then
-				# Killed without a word: name the signal (XFSZ: the file size limit, KILL: the
-				# out-of-memory killer or a stop, ...).
-				msg="${stages[i]}: killed by signal SIG$(kill -l "$((statuses[i] - 128))" 2>/dev/null || echo "$((statuses[i] - 128))")"
-			fi
-			[ -n "$msg" ] || msg="${stages[i]}: exited with status ${statuses[i]}"
-			[ -n "$fallback" ] || fallback=$msg
-			if ! grep -q -i -E 'broken pipe|stopped early|SIGPIPE' <<<"$msg"; then
-				failure=$msg
-				break
-			fi
-		done
-		[ -n "$failure" ] || failure=$fallback
-	fi
-
-	if [ -z "$failure" ] && ! archive_is_configured_kind "$TMP_ARCHIVE"; then
-		if [ "$ENCRYPT_MODE" = none ]; then
-			failure="the archive is not a gzip file; refusing to publish it"
-		else
-			failure="the archive is not an age file although encryption is configured ($ENCRYPT_MODE); refusing to publish it"
-		fi
-	fi
-	if [ -z "$failure" ]; then
-		# Durable before visible: fsync the data, link it under its final name (link fails
-		# rather than overwrite), drop the temporary name, fsync the directory.
-		if ! sync -- "$TMP_ARCHIVE"; then
-			failure="cannot flush $TMP_ARCHIVE to disk"
-		elif ! ln -- "$TMP_ARCHIVE" "$final" 2>/dev/null && ! { [ ! -e "$final" ] && mv -T -- "$TMP_ARCHIVE" "$final"; }; then
-			failure="cannot publish $final"
-		else
-			rm -f -- "$TMP_ARCHIVE"
-			sync -- "$BACKUP_DIR" || say "warning: cannot fsync $BACKUP_DIR"
-		fi
-	fi
-
-	local seconds=$((SECONDS - start))
-	if [ -n "$failure" ]; then
-		say "backup FAILED after ${seconds} s: $failure; nothing was published, older archives are untouched"
-		record_backup failed "" 0 "$seconds" "$failure"
-		exit "$EXIT_FAILED"
-	fi
-	local bytes
-	bytes=$(stat -c %s -- "$final")
-	local client # bica-dump's note: "PostgreSQL 18.4 server: pg_dump 18.6 (PATH)"
-	client=$(sed -n 's/^bica-dump: note: PostgreSQL \([^ ]*\) server: pg_dump \([^ ]*\) .*/pg_dump \2, PostgreSQL \1 server/p' "$TMP_ERRDIR/0" | tail -n 1)
-	say "backup OK: $final, $bytes bytes, ${seconds} s${client:+ ($client)}"
-	record_backup ok "$name" "$bytes" "$seconds" ""
-
-	if $prune; then
-		run_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
-			die "$EXIT_FAILED" "the backup succeeded but the prune failed (see above)"
+	elif ! sync -- "$TMP_ARCHIVE"; then
+		FAILURE="cannot flush $TMP_ARCHIVE to disk"
+	elif ! ln -- "$TMP_ARCHIVE" "$final" 2>/dev/null && ! { [ ! -e "$final" ] && mv -T -- "$TMP_ARCHIVE" "$final"; }; then
+		FAILURE="cannot publish $final"
+	else
+		rm -f -- "$TMP_ARCHIVE"
+		sync -- "$BACKUP_DIR" || say "warning: cannot fsync $BACKUP_DIR"
 	fi
 }
 
@@ -681,36 +567,16 @@ cmd_prune() {
 	run_prune "${args[@]}"
 }
 
+# cmd_list [--json]: the archives (bica-state) and what a prune would do now.
 cmd_list() {
 	load_config storage
-	local name size enc line time
-	declare -A drills=()
-	if [ -r "$BACKUP_DIR/.bica-verified" ]; then
-		while read -r name line; do
-			drills[$name]=$line
-		done <"$BACKUP_DIR/.bica-verified"
+	local args=()
+	! config_encrypts || args+=(--encrypted)
+	if [ "${1:-}" = --json ]; then
+		exec bica-state list --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" "${args[@]}" --json
 	fi
-	local encrypts=false plaintext=0
-	config_encrypts && encrypts=true
-	printf '%-17s %-48s %14s  %-9s %s\n' "TIME (UTC)" ARCHIVE BYTES ENCRYPTED VERIFIED
-	while IFS= read -r name; do
-		[ -n "$name" ] || continue
-		size=$(stat -c %s -- "$BACKUP_DIR/$name")
-		enc=no
-		if [[ $name == *.age ]]; then
-			enc=yes
-		elif $encrypts; then
-			enc='NO (!)'
-			plaintext=$((plaintext + 1))
-		fi
-		time=$(date -u -d "@$(name_epoch "$name")" '+%Y-%m-%d %H:%M')
-		line=${drills[$name]:-}
-		printf '%-17s %-48s %14s  %-9s %s\n' "$time" "$name" "$size" "$enc" "${line:-no}"
-	done < <(archives)
-	if ((plaintext > 0)); then
-		echo
-		echo "warning: $plaintext archive(s) marked NO (!) are NOT encrypted, although this configuration encrypts"
-	fi
+	[ $# -eq 0 ] || die "$EXIT_CONFIG" "list: unknown option '$1' (expected --json)"
+	bica-state list --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" "${args[@]}"
 	echo
 	echo "What a prune would do now (RETENTION_DAYS=$RETENTION_DAYS, KEEP_MIN=$KEEP_MIN):"
 	run_prune --dry-run
@@ -723,37 +589,13 @@ cmd_check() {
 	say "configuration OK"
 }
 
+# cmd_healthcheck: bica-state's verdict on the newest good backup (exit 0 healthy, 1 not).
 cmd_healthcheck() {
 	load_config storage
-	local result epoch archive now age max
-	status_load
-	result=${STATUS[last_result]:-}
-	epoch=${STATUS[last_success_epoch]:-0}
-	archive=${STATUS[last_success_archive]:-}
-	now=$(date -u +%s)
-	max=$((10#$HEALTH_MAX_AGE_HOURS * 3600))
-	if [ -z "$result" ]; then
-		echo "unhealthy: no backup has run yet"
-		exit 1
-	fi
-	if [ "$result" != ok ]; then
-		echo "unhealthy: the last backup failed: ${STATUS[last_error]:-}"
-		exit 1
-	fi
-	if [ -z "$archive" ] || [ ! -f "$BACKUP_DIR/$archive" ]; then
-		echo "unhealthy: the last good archive $archive is missing from $BACKUP_DIR"
-		exit 1
-	fi
-	if [[ $archive != *.age ]] && config_encrypts; then
-		echo "unhealthy: the newest good archive $archive is NOT encrypted, although this configuration encrypts"
-		exit 1
-	fi
-	age=$((now - ${epoch:-0}))
-	if ((age > max)); then
-		echo "unhealthy: the newest good backup ($archive) is $((age / 3600)) h old, more than $HEALTH_MAX_AGE_HOURS h"
-		exit 1
-	fi
-	echo "healthy: $archive, $((age / 60)) min old"
+	local args=()
+	! config_encrypts || args+=(--encrypted)
+	exec bica-state health --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" \
+		--max-age-hours "$((10#$HEALTH_MAX_AGE_HOURS))" "${args[@]}"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1111,56 +953,19 @@ cmd_verify() {
 # ---------------------------------------------------------------------------------------------
 # run: the container's default command
 
-# last_slot: the most recent time (epoch) at or before now when a backup line of the crontab
-# should have fired, and whether that line prunes: prints "EPOCH prune|noprune". Understands
-# lines whose minute and hour fields are numbers or comma lists and whose other fields are
-# '*', which covers the shipped crontab; other lines are not used for catch-up.
-last_slot() {
-	local now=$1 best=0 best_prune=noprune line m h dom mon dow rest day t mm hh
-	[ -r "$CRONTAB" ] || {
-		echo "0 noprune"
-		return
-	}
-	while IFS= read -r line; do
-		[[ $line =~ ^[[:space:]]*# ]] && continue
-		[[ $line == *"backup"* ]] || continue
-		read -r m h dom mon dow rest <<<"$line" || true
-		[[ $m =~ ^[0-9]+(,[0-9]+)*$ && $h =~ ^[0-9]+(,[0-9]+)*$ ]] || continue
-		[ "$dom $mon $dow" = "* * *" ] || continue
-		for day in 0 1; do
-			for hh in ${h//,/ }; do
-				for mm in ${m//,/ }; do
-					t=$(date -u -d "$(date -u -d "@$((now - day * 86400))" +%Y-%m-%d) $hh:$mm" +%s)
-					if ((t <= now && t > best)); then
-						best=$t
-						if [[ $rest == *--prune* ]]; then best_prune=prune; else best_prune=noprune; fi
-					fi
-				done
-			done
-		done
-	done <"$CRONTAB"
-	echo "$best $best_prune"
-}
-
+# catch_up: one backup now when the newest slot of a backup line of the crontab was missed.
+# bica-state decides, from the crontab as supercronic reads it (any schedule, CRON_TZ), and says
+# why; a failed catch-up is logged and recorded, and the schedule still starts.
 catch_up() {
-	local now slot prune newest newest_epoch=0
-	now=$(date -u +%s)
-	read -r slot prune < <(last_slot "$now")
-	if ((slot == 0)); then
-		say "catch-up: no backup line with a fixed time in $CRONTAB; skipped"
+	local action
+	if ! action=$(bica-state catch-up --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --crontab "$CRONTAB"); then
+		say "catch-up skipped: no decision (above); the schedule starts anyway"
 		return 0
 	fi
-	newest=$(archives | tail -n 1)
-	[ -z "$newest" ] || newest_epoch=$(name_epoch "$newest")
-	if ((newest_epoch >= slot)); then
-		say "catch-up: not needed (newest archive ${newest:-none} is not older than the last slot $(date -u -d "@$slot" +%Y-%m-%dT%H:%MZ))"
-		return 0
-	fi
-	say "catch-up: the slot at $(date -u -d "@$slot" +%Y-%m-%dT%H:%MZ) was missed (newest archive: ${newest:-none}); backing up now"
-	local args=()
-	[ "$prune" = noprune ] || args=(--prune)
-	# A failed catch-up is logged and recorded in the status file; the schedule still starts.
-	"$0" backup "${args[@]}" || say "catch-up backup failed; the schedule continues"
+	case $action in
+	backup) "$0" backup || say "catch-up backup failed; the schedule continues" ;;
+	"backup --prune") "$0" backup --prune || say "catch-up backup failed; the schedule continues" ;;
+	esac
 }
 
 # export_for_jobs: the catch-up and every scheduled job are new processes that read the

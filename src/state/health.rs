@@ -15,8 +15,8 @@ pub struct Facts<'a> {
     pub max_age_hours: u32,
     /// The directory, as the messages name it.
     pub dir: &'a str,
-    /// Unencrypted archives in a directory whose configuration encrypts (names).
-    pub plaintext: &'a [String],
+    /// The configuration encrypts: a plaintext newest good archive is unhealthy (issue 9).
+    pub encrypts: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +47,9 @@ pub fn verdict(f: &Facts) -> Verdict {
             f.dir
         ));
     }
-    if let Some(name) = f.plaintext.last() {
+    if f.encrypts && !archive.ends_with(".age") {
         return unhealthy(format!(
-            "{name} is not encrypted although the configuration encrypts{}",
-            match f.plaintext.len() {
-                1 => String::new(),
-                n => format!(" ({n} such archives)"),
-            }
+            "the newest good archive {archive} is NOT encrypted, although this configuration encrypts"
         ));
     }
     let age = f.now - s.last_success_epoch.unwrap_or(0);
@@ -86,14 +82,14 @@ mod tests {
         }
     }
 
-    fn judge(status: Option<&Status>, present: bool, plaintext: &[String]) -> Verdict {
+    fn judge(status: Option<&Status>, present: bool, encrypts: bool) -> Verdict {
         verdict(&Facts {
             status,
             archive_present: present,
             now: NOW,
             max_age_hours: 14,
             dir: "/mnt/backups",
-            plaintext,
+            encrypts,
         })
     }
 
@@ -101,55 +97,58 @@ mod tests {
     // boundaries.
     #[test]
     fn boundaries() {
-        let v = judge(None, false, &[]);
+        let v = judge(None, false, false);
         assert_eq!(v.message, "unhealthy: no backup has run yet");
         assert!(!v.healthy);
         let empty = Status::default();
-        assert!(!judge(Some(&empty), false, &[]).healthy);
+        assert!(!judge(Some(&empty), false, false).healthy);
 
         // Exactly 14 h old is still healthy; one second more is not.
-        let v = judge(Some(&ok_status(14 * 3600)), true, &[]);
+        let v = judge(Some(&ok_status(14 * 3600)), true, false);
         assert!(v.healthy, "{v:?}");
         assert_eq!(
             v.message,
             "healthy: bica-backup-2024-06-01_0300.tar.gz.age, 840 min old"
         );
-        let v = judge(Some(&ok_status(14 * 3600 + 1)), true, &[]);
+        let v = judge(Some(&ok_status(14 * 3600 + 1)), true, false);
         assert!(!v.healthy);
         assert_eq!(
             v.message,
             "unhealthy: the newest good backup (bica-backup-2024-06-01_0300.tar.gz.age) is 14 h old, more than 14 h"
         );
-        assert!(judge(Some(&ok_status(0)), true, &[]).healthy);
+        assert!(judge(Some(&ok_status(0)), true, false).healthy);
         // A success in the future (clock moved back) is not "old".
-        assert!(judge(Some(&ok_status(-600)), true, &[]).healthy);
+        assert!(judge(Some(&ok_status(-600)), true, false).healthy);
 
         let mut failed = ok_status(60);
         failed.last_result = "failed".into();
         failed.last_error = "bica-dump: connection refused".into();
         assert_eq!(
-            judge(Some(&failed), true, &[]).message,
+            judge(Some(&failed), true, false).message,
             "unhealthy: the last backup failed: bica-dump: connection refused"
         );
 
-        let v = judge(Some(&ok_status(60)), false, &[]);
+        let v = judge(Some(&ok_status(60)), false, false);
         assert!(!v.healthy);
         assert!(v.message.contains("is missing"), "{v:?}");
         let mut no_name = ok_status(60);
         no_name.last_success_archive.clear();
-        assert!(!judge(Some(&no_name), true, &[]).healthy);
+        assert!(!judge(Some(&no_name), true, false).healthy);
     }
 
-    // Guards issue 9 and 12: an unencrypted archive where the configuration encrypts is
-    // reported, even when the newest backup is fresh.
+    // Guards issue 9 and 12: a newest good archive that is not encrypted where the
+    // configuration encrypts is unhealthy, even when it is fresh.
     #[test]
-    fn plaintext_in_an_encrypting_directory() {
-        let names = vec!["bica-backup-2024-06-01_0300.tar.gz".to_string()];
-        let v = judge(Some(&ok_status(60)), true, &names);
+    fn plaintext_where_the_configuration_encrypts() {
+        let mut plain = ok_status(60);
+        plain.last_success_archive = "bica-backup-2024-06-01_0300.tar.gz".into();
+        let v = judge(Some(&plain), true, true);
         assert!(!v.healthy);
         assert_eq!(
             v.message,
-            "unhealthy: bica-backup-2024-06-01_0300.tar.gz is not encrypted although the configuration encrypts"
+            "unhealthy: the newest good archive bica-backup-2024-06-01_0300.tar.gz is NOT encrypted, although this configuration encrypts"
         );
+        assert!(judge(Some(&plain), true, false).healthy);
+        assert!(judge(Some(&ok_status(60)), true, true).healthy);
     }
 }

@@ -10,14 +10,14 @@ pub mod health;
 pub mod schedule;
 pub mod status;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::cli::{ManDoc, EXIT_FAILURE};
+use crate::cli::{Fail, ManDoc, EXIT_FAILURE, EXIT_USAGE};
 use crate::prune;
 use status::{BackupOutcome, Drill, MetricsTarget, Status, VerifyOutcome};
 
@@ -71,8 +71,13 @@ pub struct Dir {
     pub prefix: String,
 }
 
+/// Where `record` writes: the directory's status file and the metrics file.
 #[derive(Args, Debug)]
 pub struct Output {
+    /// The backup directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
     /// The Prometheus textfile to rewrite, or `off` [default: DIR/bica.prom]
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<String>,
@@ -88,8 +93,6 @@ pub enum Outcome {
 pub enum Record {
     /// A backup run: sets last_attempt, last_result, ... and, when it succeeded, last_success
     Backup {
-        #[command(flatten)]
-        dir: Dir,
         #[command(flatten)]
         out: Output,
         /// Whether the run succeeded
@@ -118,8 +121,6 @@ pub enum Record {
     },
     /// A restore drill: sets last_verify, last_verify_result, ... and the archive's drill
     Verify {
-        #[command(flatten)]
-        dir: Dir,
         #[command(flatten)]
         out: Output,
         /// Whether the drill passed
@@ -161,7 +162,7 @@ pub struct HealthArgs {
     /// Unhealthy when the newest good backup is older than this
     #[arg(long, value_name = "HOURS", default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_age_hours: u32,
-    /// The configuration encrypts: an unencrypted archive in DIR is unhealthy
+    /// The configuration encrypts: a newest good archive that is not encrypted is unhealthy
     #[arg(long)]
     pub encrypted: bool,
     /// Judge at this UTC time instead of the clock (RFC 3339)
@@ -189,8 +190,11 @@ pub struct ListArgs {
     #[arg(long)]
     pub encrypted: bool,
     /// One JSON document instead of the table
-    #[arg(long)]
+    #[arg(long, conflicts_with = "names")]
     pub json: bool,
+    /// Only the names, one per line (for scripts: the newest is the last line)
+    #[arg(long)]
+    pub names: bool,
 }
 
 pub const DOC: ManDoc = ManDoc {
@@ -230,11 +234,25 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn metrics_target(dir: &Path, out: &Output) -> MetricsTarget {
-    match out.metrics_file.as_deref() {
-        Some("off") => MetricsTarget::Off,
-        Some("") | None => MetricsTarget::File(dir.join(status::METRICS_FILE)),
-        Some(path) => MetricsTarget::File(PathBuf::from(path)),
+impl Output {
+    fn metrics(&self) -> MetricsTarget {
+        match self.metrics_file.as_deref() {
+            Some("off") => MetricsTarget::Off,
+            Some("") | None => MetricsTarget::File(self.dir.join(status::METRICS_FILE)),
+            Some(path) => MetricsTarget::File(PathBuf::from(path)),
+        }
+    }
+
+    /// Updates the status in DIR (a directory, else a usage error) and the metrics.
+    fn update(&self, change: impl FnOnce(&mut Status)) -> Result<()> {
+        if !self.dir.is_dir() {
+            return Err(
+                Fail::new(format!("{} is not a directory", self.dir.display()))
+                    .code(EXIT_USAGE)
+                    .into(),
+            );
+        }
+        status::update(&self.dir, &self.metrics(), change).map(|_| ())
     }
 }
 
@@ -247,7 +265,6 @@ fn one_line(s: &str) -> String {
 fn record(r: Record) -> Result<()> {
     match r {
         Record::Backup {
-            dir,
             out,
             result,
             started,
@@ -256,7 +273,6 @@ fn record(r: Record) -> Result<()> {
             bytes,
             error,
         } => {
-            prune::check_dir_and_prefix(&dir.dir, &dir.prefix)?;
             let outcome = BackupOutcome {
                 ok: result == Outcome::Ok,
                 started,
@@ -265,12 +281,9 @@ fn record(r: Record) -> Result<()> {
                 seconds,
                 error: one_line(&error),
             };
-            status::update(&dir.dir, &metrics_target(&dir.dir, &out), |s| {
-                s.record_backup(&outcome)
-            })?;
+            out.update(|s| s.record_backup(&outcome))?;
         }
         Record::Verify {
-            dir,
             out,
             result,
             archive,
@@ -281,7 +294,6 @@ fn record(r: Record) -> Result<()> {
             large_objects,
             at,
         } => {
-            prune::check_dir_and_prefix(&dir.dir, &dir.prefix)?;
             let outcome = VerifyOutcome {
                 ok: result == Outcome::Ok,
                 at: at.unwrap_or_else(|| Utc::now().timestamp()),
@@ -292,21 +304,10 @@ fn record(r: Record) -> Result<()> {
                 rows,
                 large_objects,
             };
-            status::update(&dir.dir, &metrics_target(&dir.dir, &out), |s| {
-                s.record_verify(&outcome)
-            })?;
+            out.update(|s| s.record_verify(&outcome))?;
         }
     }
     Ok(())
-}
-
-/// The unencrypted archives in the directory (names), oldest first.
-fn plaintext_archives(archives: &[prune::Archive]) -> Vec<String> {
-    archives
-        .iter()
-        .filter(|a| !a.name.ends_with(".age"))
-        .map(|a| a.name.clone())
-        .collect()
 }
 
 fn health_cmd(h: HealthArgs) -> Result<()> {
@@ -320,18 +321,13 @@ fn health_cmd(h: HealthArgs) -> Result<()> {
             && std::fs::symlink_metadata(h.dir.dir.join(&s.last_success_archive))
                 .is_ok_and(|m| m.is_file())
     });
-    let plaintext = if h.encrypted {
-        plaintext_archives(&prune::archives(&h.dir.dir, &h.dir.prefix)?)
-    } else {
-        Vec::new()
-    };
     let verdict = health::verdict(&health::Facts {
         status: status.as_ref(),
         archive_present,
         now: h.now.unwrap_or_else(Utc::now).timestamp(),
         max_age_hours: h.max_age_hours,
         dir: &h.dir.dir.display().to_string(),
-        plaintext: &plaintext,
+        encrypts: h.encrypted,
     });
     if !verdict.healthy {
         unhealthy(&verdict.message);
@@ -460,6 +456,12 @@ fn drill_text(d: &Drill) -> String {
 fn list(l: ListArgs) -> Result<()> {
     prune::check_dir_and_prefix(&l.dir.dir, &l.dir.prefix)?;
     let archives = prune::archives(&l.dir.dir, &l.dir.prefix)?;
+    if l.names {
+        for a in &archives {
+            println!("{}", a.name);
+        }
+        return Ok(());
+    }
     let (status, status_error) = match status::load(&l.dir.dir) {
         Ok(s) => (s, None),
         Err(e) => (None, Some(format!("{e:#}"))),
@@ -525,8 +527,9 @@ fn list(l: ListArgs) -> Result<()> {
     }
     let flagged = rows.iter().filter(|r| r.plaintext_warning).count();
     if flagged > 0 {
+        println!();
         println!(
-            "(!) {flagged} archive(s) not encrypted although the configuration encrypts: made before encryption was set, or copied in"
+            "warning: {flagged} archive(s) marked NO (!) are NOT encrypted, although this configuration encrypts"
         );
     }
     Ok(())

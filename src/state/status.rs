@@ -2,8 +2,8 @@
 //! restore drill did, and each archive's drill), and the Prometheus textfile drawn from it.
 //!
 //! Both are rewritten whole, atomically (a temporary in the same directory, fsync, rename,
-//! fsync of the directory), under a lock (`.bica-state.lock`) so that a drill recording while
-//! a backup records cannot lose either update. A rename replaces a file that another user
+//! fsync of the directory), under a lock (flock on the directory itself, so no lock file) so
+//! that a drill recording while a backup records cannot lose either update. A rename replaces a file that another user
 //! left, so nothing depends on which user ran the last command.
 //!
 //! The file keeps the keys the shell wrote before (`last_attempt` ... `last_verify_error`), in
@@ -13,9 +13,9 @@
 //! drill) are the `archives` object now; an old `.bica-verified` is read once and removed.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,6 @@ use serde_json::Value;
 
 pub const STATUS_FILE: &str = "bica-status.json";
 pub const METRICS_FILE: &str = "bica.prom";
-const LOCK_FILE: &str = ".bica-state.lock";
 const LEGACY_VERIFIED: &str = ".bica-verified";
 /// Drill results kept per archive: far more than any retention keeps archives, and a bound.
 const MAX_ARCHIVE_ENTRIES: usize = 1000;
@@ -395,22 +394,16 @@ pub fn update(
     Ok(status)
 }
 
-/// An exclusive lock on `DIR/.bica-state.lock`, held until dropped (the process ends).
+/// An exclusive lock on the directory (flock on its descriptor), held until dropped. Only
+/// writers of the state take it; entrypoint.sh's backup lock is another file.
 fn lock(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o644)
-        .open(&path)
-        .or_else(|_| File::open(&path))
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    let file = File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
     // SAFETY: flock on a descriptor we own; blocks until the other writer is done (a write
     // takes milliseconds).
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("cannot lock {}", path.display()));
+            .with_context(|| format!("cannot lock {}", dir.display()));
     }
     Ok(file)
 }
