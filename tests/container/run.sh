@@ -32,7 +32,8 @@
 #   b         the schedule: a mounted crontab fires without anyone calling backup; the shipped
 #             crontab's next fire times are 03:00 and 14:00 UTC whatever the container's TZ
 #   c         restart survival: kill -9 mid-backup leaves no partial file and the next run
-#             succeeds; a slot missed while stopped is caught up once, not twice
+#             succeeds; a slot missed while stopped is caught up once, not twice; a missed
+#             slot of `0 */6 * * *` is caught up too
 #   d         bad configuration stops the container at once with a clear message
 #   e         the healthcheck: starting before the first backup, healthy after one, unhealthy
 #             after a failed run and when backups stop (the clock moved on with libfaketime)
@@ -844,6 +845,34 @@ check_c() {
 	[ "$(archives "$dir" | wc -l)" = 2 ] || fail "expected 2 archives, found $(archives "$dir" | tr '\n' ' ')"
 	info "start after the missed slot: one catch-up backup; next start: not needed; archives: $(archives "$dir" | tr '\n' ' ')"
 	podman rm -f -t 0 bica-c2 >/dev/null 2>&1
+
+	# 3. A step schedule (issue 12: the shell's catch-up ignored anything but fixed times):
+	#    `0 */6 * * *`, and the newest archive one minute older than its last slot (a copy of a
+	#    real archive, named so): the start catches up, the next start does not.
+	local first last6 old
+	dir=$(backup_dir c3)
+	first=$(archives "$WORK/c2" | head -n 1)
+	now=$(date -u +%s)
+	last6=$((now - now % 21600))
+	old="bica-backup-$(date -u -d "@$((last6 - 60))" +%Y-%m-%d_%H%M).tar.gz.age"
+	install -o "$BICA_UID" -g "$BICA_UID" -m 0600 "$WORK/c2/$first" "$dir/$old"
+	printf 'CRON_TZ=UTC\n0 */6 * * * entrypoint.sh backup\n' >"$WORK/c3.crontab"
+	chmod 0644 "$WORK/c3.crontab"
+	mapfile -t args < <(ctr_args "$dir" shop)
+	podman run -d --name bica-c3 "${args[@]}" -v "$WORK/c3.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>&1
+	wait_for 60 log_has bica-c3 'starting the schedule' || {
+		podman logs bica-c3 2>&1 | tail -n 20
+		fail "the */6 container did not reach the schedule"
+	}
+	podman logs bica-c3 >"$WORK/c3.log" 2>&1
+	grep -q "catch-up: the slot at $(date -u -d "@$last6" +%Y-%m-%dT%H:%MZ), line 2: 0 \*/6 \* \* \* (UTC) was missed (newest archive: $old)" "$WORK/c3.log" ||
+		fail "no catch-up for the missed */6 slot: $(grep catch-up "$WORK/c3.log")"
+	[ "$(archives "$dir" | wc -l)" = 2 ] || fail "expected the copy and one catch-up archive, found $(archives "$dir" | tr '\n' ' ')"
+	podman restart -t 30 bica-c3 >/dev/null 2>&1
+	wait_for 30 log_has bica-c3 'starting the schedule' 2 || fail "the */6 container did not restart"
+	log_has bica-c3 'catch-up: not needed' || fail "the restart caught up again: $(podman logs bica-c3 2>&1 | grep catch-up)"
+	info "0 */6 * * *: $(grep -o 'catch-up: the slot at [^;]*' "$WORK/c3.log"); after a restart: not needed"
+	podman rm -f -t 0 bica-c3 >/dev/null 2>&1
 }
 
 check_d() {

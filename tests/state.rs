@@ -1,0 +1,537 @@
+//! bica-state alone, on real directories: what `record` writes (and replaces), `health`'s
+//! verdicts and exit codes, `catch-up`'s decision from a real crontab file, and `list`. No
+//! database needed here; entrypoint.sh's use of it is covered by tests/restore.rs,
+//! tests/pipeline.rs and tests/faults.rs, and the catch-up in the image by
+//! tests/container/run.sh (check c).
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::{run, tempdir, Ran};
+
+fn state(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bica-state"));
+    cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
+    cmd
+}
+
+fn ok(args: &[&str]) -> Ran {
+    let r = run(&mut state(args));
+    assert_eq!(
+        r.code,
+        Some(0),
+        "bica-state {args:?}: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"));
+    r
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn d(dir: &Path) -> &str {
+    dir.to_str().unwrap()
+}
+
+// Guards issue 12: record writes the status (0600) and the metrics (0644), health follows
+// them at its boundary, and a failure is unhealthy at once.
+#[test]
+fn record_then_health() {
+    let dir = tempdir();
+    let p = d(dir.path());
+    let r = run(&mut state(&["health", "--dir", p]));
+    assert_eq!(r.code, Some(1));
+    assert_eq!(r.stdout, "unhealthy: no backup has run yet\n");
+    assert_eq!(r.stderr, "");
+
+    let name = "bica-backup-2024-06-01_0300.tar.gz.age";
+    fs::write(dir.path().join(name), b"age").unwrap();
+    ok(&[
+        "record",
+        "backup",
+        "--dir",
+        p,
+        "--result",
+        "ok",
+        "--started",
+        "1717210800",
+        "--seconds",
+        "42",
+        "--archive",
+        name,
+        "--bytes",
+        "3",
+    ]);
+    assert_eq!(mode(&dir.path().join("bica-status.json")), 0o600);
+    assert_eq!(mode(&dir.path().join("bica.prom")), 0o644);
+    let metrics = fs::read_to_string(dir.path().join("bica.prom")).unwrap();
+    assert!(metrics.contains("\nbica_last_success_timestamp_seconds 1717210800\n"));
+    assert!(!metrics.contains("verify"), "{metrics}");
+
+    // 14 h after the start exactly: healthy; a second later: not.
+    let r = ok(&["health", "--dir", p, "--now", "2024-06-01T17:00:00Z"]);
+    assert_eq!(r.stdout, format!("healthy: {name}, 840 min old\n"));
+    let r = run(&mut state(&[
+        "health",
+        "--dir",
+        p,
+        "--now",
+        "2024-06-01T17:00:01Z",
+    ]));
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stdout.contains("is 14 h old, more than 14 h"),
+        "{}",
+        r.stdout
+    );
+    ok(&[
+        "health",
+        "--dir",
+        p,
+        "--now",
+        "2024-06-01T17:00:01Z",
+        "--max-age-hours",
+        "15",
+    ]);
+
+    ok(&[
+        "record",
+        "backup",
+        "--dir",
+        p,
+        "--result",
+        "failed",
+        "--started",
+        "1717254000",
+        "--error",
+        "-bica-dump: a\nb",
+    ]);
+    let r = run(&mut state(&[
+        "health",
+        "--dir",
+        p,
+        "--now",
+        "2024-06-01T15:01:00Z",
+    ]));
+    assert_eq!(r.code, Some(1));
+    assert_eq!(
+        r.stdout,
+        "unhealthy: the last backup failed: -bica-dump: a b\n"
+    );
+    let status = fs::read_to_string(dir.path().join("bica-status.json")).unwrap();
+    assert!(
+        status.contains(&format!("\"last_success_archive\": \"{name}\"")),
+        "{status}"
+    );
+
+    // The archive gone: unhealthy, naming it.
+    ok(&[
+        "record",
+        "backup",
+        "--dir",
+        p,
+        "--result",
+        "ok",
+        "--started",
+        "1717254000",
+        "--archive",
+        "bica-backup-2024-06-01_1500.tar.gz",
+        "--bytes",
+        "3",
+    ]);
+    let r = run(&mut state(&[
+        "health",
+        "--dir",
+        p,
+        "--now",
+        "2024-06-01T15:01:00Z",
+    ]));
+    assert!(
+        r.stdout
+            .contains("bica-backup-2024-06-01_1500.tar.gz is missing from"),
+        "{}",
+        r.stdout
+    );
+    // Unencrypted where the configuration encrypts (issue 9).
+    fs::write(dir.path().join("bica-backup-2024-06-01_1500.tar.gz"), b"gz").unwrap();
+    ok(&["health", "--dir", p, "--now", "2024-06-01T15:01:00Z"]);
+    let r = run(&mut state(&[
+        "health",
+        "--dir",
+        p,
+        "--now",
+        "2024-06-01T15:01:00Z",
+        "--encrypted",
+    ]));
+    assert_eq!(r.code, Some(1));
+    assert!(r
+        .stdout
+        .contains("is NOT encrypted, although this configuration encrypts"));
+
+    // METRICS_FILE elsewhere, or off.
+    let other = tempdir();
+    let prom = other.path().join("x.prom");
+    ok(&[
+        "record",
+        "verify",
+        "--dir",
+        p,
+        "--metrics-file",
+        d(&prom),
+        "--result",
+        "failed",
+        "--archive",
+        name,
+        "--error",
+        "pg_restore failed",
+    ]);
+    assert!(fs::read_to_string(&prom)
+        .unwrap()
+        .contains("\nbica_last_verify_success 0\n"));
+    let before = fs::read(dir.path().join("bica.prom")).unwrap();
+    ok(&[
+        "record",
+        "verify",
+        "--dir",
+        p,
+        "--metrics-file",
+        "off",
+        "--result",
+        "ok",
+        "--archive",
+        name,
+    ]);
+    assert_eq!(fs::read(dir.path().join("bica.prom")).unwrap(), before);
+    let left: Vec<String> = common::files(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
+}
+
+/// `bica-state ARGS` as the unprivileged user `nobody`.
+fn as_nobody(args: &[&str]) -> Ran {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_bica-state"))
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
+    run(&mut cmd)
+}
+
+// Guards issue 12: a status file another user left (unreadable for this one) is a warning
+// that says so, then replaced; list says "unknown", never a silent "no".
+#[test]
+fn another_users_files_are_replaced_and_unreadable_is_said() {
+    let dir = tempdir();
+    let p = d(dir.path());
+    let name = "bica-backup-2024-06-01_0300.tar.gz";
+    fs::write(dir.path().join(name), b"gz").unwrap();
+    ok(&[
+        "record",
+        "verify",
+        "--dir",
+        p,
+        "--result",
+        "ok",
+        "--archive",
+        name,
+        "--at",
+        "1717220000",
+    ]);
+    // The test binaries run as root (tests/run); the directory is made nobody's.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    for f in ["bica-backup-2024-06-01_0300.tar.gz"] {
+        fs::set_permissions(dir.path().join(f), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let r = as_nobody(&["list", "--dir", p]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bica-state: warning: cannot read"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("bica-status.json"), "{}", r.stderr);
+    let row = r.stdout.lines().find(|l| l.contains(name)).unwrap();
+    assert!(row.ends_with(" unknown"), "{row}");
+
+    let r = as_nobody(&[
+        "record",
+        "backup",
+        "--dir",
+        p,
+        "--result",
+        "ok",
+        "--started",
+        "1717210800",
+        "--archive",
+        name,
+        "--bytes",
+        "2",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("warning: cannot read"), "{}", r.stderr);
+    assert!(r.stderr.contains("writing a new one"), "{}", r.stderr);
+    let meta = fs::metadata(dir.path().join("bica-status.json")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        65534,
+        "not replaced"
+    );
+    let r = as_nobody(&["health", "--dir", p, "--now", "2024-06-01T04:00:00Z"]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+
+    // Not JSON at all: a warning too, and health is unhealthy saying why.
+    fs::write(dir.path().join("bica-status.json"), "{ half").unwrap();
+    let r = run(&mut state(&["health", "--dir", p]));
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stdout.starts_with("unhealthy: cannot read "),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("not a status file"), "{}", r.stdout);
+}
+
+// Guards issue 12: list shows each archive's drill with what it compared, marks plaintext
+// where the configuration encrypts (issue 9), and --json / --names for scripts; the old
+// .bica-verified file is read once and replaced.
+#[test]
+fn list_table_json_names_and_the_old_verified_file() {
+    let dir = tempdir();
+    let p = d(dir.path());
+    let a = "bica-backup-2024-05-31_0300.tar.gz";
+    let b = "bica-backup-2024-06-01_0300.tar.gz.age";
+    let c = "bica-backup-2024-06-01_0300-2.tar.gz.age";
+    for n in [
+        b,
+        a,
+        c,
+        "other-2024-06-01_0300.tar.gz",
+        ".bica-backup-x.partial",
+    ] {
+        fs::write(dir.path().join(n), b"12345").unwrap();
+    }
+    fs::write(
+        dir.path().join(".bica-verified"),
+        format!("{a} ok 2024-05-31T05:30:00Z\n"),
+    )
+    .unwrap();
+    let r = ok(&["list", "--dir", p, "--names"]);
+    assert_eq!(r.stdout, format!("{a}\n{b}\n{c}\n"));
+    let r = ok(&["list", "--dir", p, "--encrypted"]);
+    let row = |n: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.contains(n))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        row(a).contains("NO (!)") && row(a).ends_with(" ok 2024-05-31T05:30:00Z"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        row(b).contains(" yes ") && row(b).ends_with(" no"),
+        "{}",
+        r.stdout
+    );
+    assert!(r
+        .stdout
+        .contains("warning: 1 archive(s) marked NO (!) are NOT encrypted"));
+    assert!(!ok(&["list", "--dir", p]).stdout.contains("NO (!)"));
+
+    ok(&[
+        "record",
+        "verify",
+        "--dir",
+        p,
+        "--result",
+        "ok",
+        "--archive",
+        b,
+        "--tables",
+        "2",
+        "--rows",
+        "52000",
+        "--large-objects",
+        "1",
+        "--at",
+        "1717220000",
+    ]);
+    assert!(
+        !dir.path().join(".bica-verified").exists(),
+        "the old file was not replaced"
+    );
+    let r = ok(&["list", "--dir", p]);
+    let row = r.stdout.lines().find(|l| l.contains(b)).unwrap();
+    assert!(
+        row.ends_with(" ok 2024-06-01T05:33:20Z (2 tables, 52000 rows, 1 large object)"),
+        "{row}"
+    );
+    // The old file's drill survived the rewrite, now in the status.
+    let row = r.stdout.lines().find(|l| l.contains(a)).unwrap();
+    assert!(row.ends_with(" ok 2024-05-31T05:30:00Z"), "{row}");
+
+    let r = ok(&["list", "--dir", p, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let list = v["archives"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[1]["name"], b);
+    assert_eq!(list[1]["time"], "2024-06-01T03:00:00Z");
+    assert_eq!(list[1]["bytes"], 5);
+    assert_eq!(list[1]["encrypted"], true);
+    assert_eq!(list[1]["verify"]["rows"], 52000);
+    assert_eq!(list[2]["verify"], serde_json::Value::Null);
+}
+
+fn catch_up(dir: &Path, crontab: &str, now: &str) -> (String, String) {
+    let file = dir.join("crontab.txt");
+    fs::write(&file, crontab).unwrap();
+    let r = ok(&[
+        "catch-up",
+        "--dir",
+        d(dir),
+        "--crontab",
+        d(&file),
+        "--now",
+        now,
+    ]);
+    (r.stdout.trim().to_string(), r.stderr)
+}
+
+// Guards issue 12: catch-up from the crontab file, every 6 hours, in Lisbon, with --prune;
+// no backup line says so; a crontab supercronic would refuse names its line.
+#[test]
+fn catch_up_decisions() {
+    let dir = tempdir();
+    let every6 = "CRON_TZ=UTC\n0 */6 * * * entrypoint.sh backup\n";
+    let (action, why) = catch_up(dir.path(), every6, "2024-06-01T07:00:00Z");
+    assert_eq!(action, "backup");
+    assert!(why.contains("was missed (newest archive: none)"), "{why}");
+    assert!(
+        why.contains("2024-06-01T06:00Z, line 2: 0 */6 * * * (UTC)"),
+        "{why}"
+    );
+    // An archive of 05:59 is older than the 06:00 slot; one of 06:00 covers it.
+    fs::write(dir.path().join("bica-backup-2024-06-01_0559.tar.gz"), b"x").unwrap();
+    assert_eq!(
+        catch_up(dir.path(), every6, "2024-06-01T07:00:00Z").0,
+        "backup"
+    );
+    fs::write(dir.path().join("bica-backup-2024-06-01_0600.tar.gz"), b"x").unwrap();
+    let (action, why) = catch_up(dir.path(), every6, "2024-06-01T07:00:00Z");
+    assert_eq!(action, "none");
+    assert!(why.contains("catch-up: not needed"), "{why}");
+
+    // 03:00 in Lisbon on 1 June is 02:00 UTC: at 02:30 UTC that slot was missed, with --prune.
+    let lisbon = "CRON_TZ=Europe/Lisbon\n0 3 * * * /usr/local/bin/entrypoint.sh backup --prune\n";
+    let later = tempdir();
+    fs::write(
+        later.path().join("bica-backup-2024-05-31_0200.tar.gz"),
+        b"x",
+    )
+    .unwrap();
+    assert_eq!(
+        catch_up(later.path(), lisbon, "2024-06-01T02:30:00Z").0,
+        "backup --prune"
+    );
+    assert_eq!(
+        catch_up(later.path(), lisbon, "2024-06-01T01:59:00Z").0,
+        "none"
+    );
+
+    let (action, why) = catch_up(
+        dir.path(),
+        "CRON_TZ=UTC\n30 5 * * 0 entrypoint.sh verify --latest\n",
+        "2024-06-01T07:00:00Z",
+    );
+    assert_eq!(action, "none");
+    assert!(
+        why.contains("no line of") && why.contains("runs entrypoint.sh backup"),
+        "{why}"
+    );
+
+    let file = dir.path().join("bad.txt");
+    fs::write(&file, "CRON_TZ=UTC\n61 3 * * * entrypoint.sh backup\n").unwrap();
+    let r = run(&mut state(&[
+        "catch-up",
+        "--dir",
+        d(dir.path()),
+        "--crontab",
+        d(&file),
+    ]));
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.starts_with("bica-state: the crontab ") && r.stderr.contains("line 2: "),
+        "{}",
+        r.stderr
+    );
+    let r = run(&mut state(&[
+        "catch-up",
+        "--dir",
+        d(dir.path()),
+        "--crontab",
+        "/nonexistent",
+    ]));
+    assert_eq!(r.code, Some(1));
+    assert!(r
+        .stderr
+        .starts_with("bica-state: cannot read the crontab /nonexistent"));
+}
+
+// Guards issue 12: usage errors say `bica-state: ...` and exit 2.
+#[test]
+fn usage_errors() {
+    for args in [
+        &["health", "--dir", "/nonexistent"][..],
+        &["list", "--dir", "/tmp", "--prefix", "../x"],
+        &[
+            "record",
+            "backup",
+            "--dir",
+            "/tmp",
+            "--result",
+            "maybe",
+            "--started",
+            "1",
+        ],
+        &[
+            "record",
+            "verify",
+            "--dir",
+            "/nonexistent",
+            "--result",
+            "ok",
+            "--archive",
+            "a",
+        ],
+        &["health", "--dir", "/tmp", "--max-age-hours", "0"],
+        &[
+            "catch-up",
+            "--dir",
+            "/tmp",
+            "--crontab",
+            "c",
+            "--now",
+            "yesterday",
+        ],
+    ] {
+        let r = run(&mut state(args));
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("bica-state: "),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
