@@ -353,13 +353,13 @@ record_backup() {
 	notify backup "$@"
 }
 
-# record_verify RESULT ARCHIVE SECONDS ERROR [TABLES ROWS LARGE_OBJECTS]: what the drill compared
-# goes into the status and `list` when given.
+# record_verify RESULT ARCHIVE SECONDS ERROR [TABLES ROWS LARGE_OBJECTS OBJECTS SEQUENCES]: what
+# a drill compared goes into the status and `list` when given.
 record_verify() {
-	local compared=()
-	[ -z "${5:-}" ] || compared+=(--tables "$5")
-	[ -z "${6:-}" ] || compared+=(--rows "$6")
-	[ -z "${7:-}" ] || compared+=(--large-objects "$7")
+	local compared=() i flags=(--tables --rows --large-objects --objects --sequences) counts=("${@:5}")
+	for i in "${!counts[@]}"; do
+		[ -z "${counts[i]}" ] || compared+=("${flags[i]}" "${counts[i]}")
+	done
 	bica-state record verify --dir "$BACKUP_DIR" --metrics-file "${METRICS_FILE:-}" --result "$1" \
 		--archive "$2" --seconds "$3" --error "$4" "${compared[@]}" ||
 		say "warning: the drill's outcome could not be recorded in $BACKUP_DIR"

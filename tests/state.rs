@@ -365,6 +365,10 @@ fn list_table_json_names_and_the_old_verified_file() {
         "52000",
         "--large-objects",
         "1",
+        "--objects",
+        "40",
+        "--sequences",
+        "2",
         "--at",
         "1717220000",
     ]);
@@ -375,7 +379,9 @@ fn list_table_json_names_and_the_old_verified_file() {
     let r = ok(&["list", "--dir", p]);
     let row = r.stdout.lines().find(|l| l.contains(b)).unwrap();
     assert!(
-        row.ends_with(" ok 2024-06-01T05:33:20Z (2 tables, 52000 rows, 1 large object)"),
+        row.ends_with(
+            " ok 2024-06-01T05:33:20Z (2 tables, 52000 rows, 1 large object, 40 schema objects, 2 sequences)"
+        ),
         "{row}"
     );
     // The old file's drill survived the rewrite, now in the status.

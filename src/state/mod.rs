@@ -149,6 +149,12 @@ pub enum Record {
         /// Large objects compared
         #[arg(long, value_name = "N")]
         large_objects: Option<i64>,
+        /// Schema objects compared
+        #[arg(long, value_name = "N")]
+        objects: Option<i64>,
+        /// Sequence values compared
+        #[arg(long, value_name = "N")]
+        sequences: Option<i64>,
         /// When the drill ended, seconds since the epoch [default: now]
         #[arg(long, value_name = "EPOCH")]
         at: Option<i64>,
@@ -292,6 +298,8 @@ fn record(r: Record) -> Result<()> {
             tables,
             rows,
             large_objects,
+            objects,
+            sequences,
             at,
         } => {
             let outcome = VerifyOutcome {
@@ -303,6 +311,8 @@ fn record(r: Record) -> Result<()> {
                 tables,
                 rows,
                 large_objects,
+                objects,
+                sequences,
             };
             out.update(|s| s.record_verify(&outcome))?;
         }
@@ -443,6 +453,12 @@ fn drill_text(d: &Drill) -> String {
     }
     if let Some(l) = d.large_objects {
         compared.push(format!("{l} large object{}", if l == 1 { "" } else { "s" }));
+    }
+    if let Some(o) = d.objects {
+        compared.push(format!("{o} schema objects"));
+    }
+    if let Some(q) = d.sequences {
+        compared.push(format!("{q} sequences"));
     }
     if !compared.is_empty() {
         out.push_str(&format!(" ({})", compared.join(", ")));

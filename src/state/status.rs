@@ -67,13 +67,18 @@ pub struct Status {
     pub last_verify_archive: String,
     #[serde(deserialize_with = "text")]
     pub last_verify_error: String,
-    /// What the last drill compared, when the drill says (tables, rows, large objects).
+    /// What the last drill compared, when the drill says (tables, rows, large objects, schema
+    /// objects, sequence values).
     #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
     pub last_verify_tables: Option<i64>,
     #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
     pub last_verify_rows: Option<i64>,
     #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
     pub last_verify_large_objects: Option<i64>,
+    #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
+    pub last_verify_objects: Option<i64>,
+    #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
+    pub last_verify_sequences: Option<i64>,
     /// Per archive name: what is known about it beyond the directory (its drill).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub archives: BTreeMap<String, ArchiveState>,
@@ -113,6 +118,10 @@ pub struct Drill {
     pub rows: Option<i64>,
     #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
     pub large_objects: Option<i64>,
+    #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
+    pub objects: Option<i64>,
+    #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
+    pub sequences: Option<i64>,
     #[serde(flatten)]
     pub other: serde_json::Map<String, Value>,
 }
@@ -175,6 +184,8 @@ pub struct VerifyOutcome {
     pub tables: Option<i64>,
     pub rows: Option<i64>,
     pub large_objects: Option<i64>,
+    pub objects: Option<i64>,
+    pub sequences: Option<i64>,
 }
 
 fn result_word(ok: bool) -> String {
@@ -207,6 +218,8 @@ impl Status {
         self.last_verify_tables = o.tables;
         self.last_verify_rows = o.rows;
         self.last_verify_large_objects = o.large_objects;
+        self.last_verify_objects = o.objects;
+        self.last_verify_sequences = o.sequences;
         let drill = Drill {
             result: result_word(o.ok),
             at: utc_text(o.at),
@@ -216,6 +229,8 @@ impl Status {
             tables: o.tables,
             rows: o.rows,
             large_objects: o.large_objects,
+            objects: o.objects,
+            sequences: o.sequences,
             other: Default::default(),
         };
         self.archives.entry(o.archive.clone()).or_default().verify = Some(drill);
@@ -542,6 +557,8 @@ mod tests {
             tables: Some(3),
             rows: Some(52000),
             large_objects: Some(1),
+            objects: Some(40),
+            sequences: Some(2),
         });
         assert!(s
             .metrics()
@@ -585,6 +602,8 @@ mod tests {
                 tables: None,
                 rows: None,
                 large_objects: None,
+                objects: None,
+                sequences: None,
             });
         }
         assert_eq!(s.archives.len(), MAX_ARCHIVE_ENTRIES);

@@ -33,7 +33,8 @@
 #             crontab's next fire times are 03:00 and 14:00 UTC whatever the container's TZ
 #   c         restart survival: kill -9 mid-backup leaves no partial file and the next run
 #             succeeds; a slot missed while stopped is caught up once, not twice; a missed
-#             slot of `0 */6 * * *` is caught up too
+#             slot of `0 */6 * * *` is caught up too, and catch-up's slots for tricky
+#             schedules are those of supercronic's own parser (cronexpr, in the image)
 #   d         bad configuration stops the container at once with a clear message
 #   e         the healthcheck: starting before the first backup, healthy after one, unhealthy
 #             after a failed run and when backups stop (the clock moved on with libfaketime)
@@ -873,6 +874,58 @@ check_c() {
 	log_has bica-c3 'catch-up: not needed' || fail "the restart caught up again: $(podman logs bica-c3 2>&1 | grep catch-up)"
 	info "0 */6 * * *: $(grep -o 'catch-up: the slot at [^;]*' "$WORK/c3.log"); after a restart: not needed"
 	podman rm -f -t 0 bica-c3 >/dev/null 2>&1
+
+	# 4. catch-up's slots are supercronic's: for tricky schedules, the image's cronexpr (the
+	#    parser supercronic runs, in its package) confirms that bica-state's last slot S fires
+	#    (the next fire after S-1s is S) and that nothing fires after it up to now (the next
+	#    fire after S is later than now). Daylight-saving changes in between, not inside the
+	#    hour they skip or repeat (README: there the two may differ).
+	cat >"$WORK/c4.sh" <<'SCRIPT'
+set -euo pipefail
+passed=0
+check() { # ZONE NOW SCHEDULE
+	local zone=$1 now=$2 sched=$3 slot s n1 n2 layout='2006-01-02T15:04:05Z07:00'
+	printf 'CRON_TZ=%s\n%s entrypoint.sh backup\n' "$zone" "$sched" >/tmp/crontab
+	slot=$(bica-state catch-up --dir /tmp/empty --crontab /tmp/crontab --now "$now" 2>&1 >/dev/null |
+		sed -n 's/.*slot at \([0-9T:-]*Z\).*/\1/p')
+	s=$(date -u -d "$slot" +%s)
+	n1=$(TZ=$zone cronexpr -l "$layout" -t "$(TZ=$zone date -d "@$((s - 1))" +%Y-%m-%dT%H:%M:%S)" "$sched")
+	n2=$(TZ=$zone cronexpr -l "$layout" -t "$(TZ=$zone date -d "@$s" +%Y-%m-%dT%H:%M:%S)" "$sched")
+	if [ "$(date -u -d "$n1" +%s)" != "$s" ] || (($(date -u -d "$n2" +%s) <= $(date -u -d "$now" +%s))); then
+		echo "MISMATCH $zone '$sched' at $now: bica-state's slot $slot; cronexpr: next after S-1s $n1, next after S $n2"
+		exit 1
+	fi
+	passed=$((passed + 1))
+}
+mkdir -p /tmp/empty
+check UTC 2024-06-01T07:00:00Z '0 */6 * * *'
+check UTC 2024-06-01T12:00:00Z '30 2 * * 1-5'
+check UTC 2024-06-01T12:00:00Z '15 4,16 * jan-mar,dec MON-fri'
+check UTC 2024-06-01T12:00:00Z '0 5 * * sunday'
+check UTC 2024-06-01T12:00:00Z '0 5 * * 7'
+check UTC 2024-06-01T12:00:00Z '5/20 * * * *'
+check UTC 2024-06-01T12:00:00Z '0 0 13 * fri'
+check UTC 2024-03-15T00:00:00Z '0 0 L * *'
+check UTC 2024-07-15T00:00:00Z '0 0 LW * *'
+check UTC 2024-06-20T00:00:00Z '0 0 15W * *'
+check UTC 2024-06-20T00:00:00Z '0 0 * * 5L'
+check UTC 2024-06-20T00:00:00Z '0 0 * * 1#2'
+check UTC 2024-06-01T12:00:00Z '0 3 * * * 2023'
+check UTC 2026-06-01T12:00:00Z '0 0 3 * * * 2024'
+check UTC 2024-06-05T12:34:56Z '@weekly'
+check UTC 2024-06-05T12:34:56Z '@monthly'
+check Europe/Lisbon 2024-03-31T02:30:00Z '0 3 * * *'
+check Europe/Lisbon 2024-03-31T01:59:00Z '0 14 * * *'
+check Europe/Lisbon 2024-10-27T02:59:00Z '0 14 * * *'
+check Europe/Lisbon 2024-10-27T03:00:00Z '0 3 * * *'
+check Europe/Lisbon 2024-03-31T05:30:00Z '0 */6 * * *'
+check Europe/Lisbon 2024-10-27T05:59:00Z '0 */6 * * *'
+check America/New_York 2024-11-03T12:00:00Z '0 3 * * *'
+echo "$passed schedules: bica-state's last slot is cronexpr's"
+SCRIPT
+	podman run --rm --label "$LABEL" --entrypoint bash -v "$WORK/c4.sh:/tmp/c4.sh:ro" "$IMAGE" /tmp/c4.sh >"$WORK/c4.log" 2>&1 ||
+		fail "catch-up and supercronic's cronexpr disagree: $(tail -n 3 "$WORK/c4.log")"
+	info "$(tail -n 1 "$WORK/c4.log")"
 }
 
 check_d() {
