@@ -1,18 +1,11 @@
 #!/usr/bin/env bash
-# entrypoint.sh: Bica's backup script and container entrypoint.
-#
-#   entrypoint.sh run               validate, catch up a missed slot, then exec supercronic (the
-#                                   container's default command)
-#   entrypoint.sh backup [--prune]  one backup: bica-dump | bica-pack | bica-seal > temporary,
-#                                   fsync, rename; --prune applies RETENTION_DAYS afterwards
-#   entrypoint.sh prune [--dry-run] apply RETENTION_DAYS now
-#   entrypoint.sh list              the archives, newest last, and what the next prune would delete
-#   entrypoint.sh check             validate the configuration and exit
-#   entrypoint.sh healthcheck       exit 0 when the newest good backup is recent enough
-#
-# Every path and setting comes from variables (see `entrypoint.sh help`), so it runs the same
-# outside a container with the bica binaries on PATH. Exit status: 0 success, 1 the operation
-# failed, 2 the configuration is invalid, 3 another backup holds the lock.
+# entrypoint.sh: Bica's backup script and container entrypoint. It reads and checks the
+# configuration, takes the lock, runs the pipeline and publishes atomically, orchestrates restore
+# and verify, and execs supercronic; the binaries decide everything about data and formats
+# (bica-state: status, metrics, health, catch-up, listing). Commands and variables: usage() below
+# (`entrypoint.sh help`). Every path and setting comes from variables, so it runs the same outside
+# a container with the bica binaries on PATH. Exit status: 0 success, 1 the operation failed,
+# 2 the configuration is invalid, 3 another backup holds the lock.
 set -euo pipefail
 umask 077
 
