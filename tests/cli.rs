@@ -92,7 +92,13 @@ fn tool(name: &str) -> Command {
 // Guards: --help shows examples, --version names the tool, a bad flag is exit 2.
 #[test]
 fn help_version_and_usage_errors() {
-    for name in ["bica-dump", "bica-pack", "bica-seal", "bica-prune"] {
+    for name in [
+        "bica-dump",
+        "bica-pack",
+        "bica-seal",
+        "bica-prune",
+        "bica-state",
+    ] {
         let help = String::from_utf8(ok(name, &["--help"], b"")).unwrap();
         assert!(help.contains("Examples:"), "{name} --help:\n{help}");
         assert!(help.contains("Usage: "), "{name} --help");
