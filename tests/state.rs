@@ -249,9 +249,7 @@ fn another_users_files_are_replaced_and_unreadable_is_said() {
     ]);
     // The test binaries run as root (tests/run); the directory is made nobody's.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    for f in ["bica-backup-2024-06-01_0300.tar.gz"] {
-        fs::set_permissions(dir.path().join(f), fs::Permissions::from_mode(0o644)).unwrap();
-    }
+    fs::set_permissions(dir.path().join(name), fs::Permissions::from_mode(0o644)).unwrap();
     let r = as_nobody(&["list", "--dir", p]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
@@ -288,6 +286,30 @@ fn another_users_files_are_replaced_and_unreadable_is_said() {
     );
     let r = as_nobody(&["health", "--dir", p, "--now", "2024-06-01T04:00:00Z"]);
     assert_eq!(r.code, Some(0), "{}", r.stdout);
+
+    // An old .bica-verified this user cannot read: a warning naming it; the status is still
+    // written, and the file is kept (its lines were not read, so they are not lost).
+    let legacy = dir.path().join(".bica-verified");
+    fs::write(&legacy, format!("{name} ok 2024-06-01T05:00:00Z\n")).unwrap();
+    fs::set_permissions(&legacy, fs::Permissions::from_mode(0o600)).unwrap();
+    let r = as_nobody(&[
+        "record",
+        "verify",
+        "--dir",
+        p,
+        "--result",
+        "ok",
+        "--archive",
+        name,
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(".bica-verified")
+            && r.stderr.contains("the drills it lists are not shown"),
+        "{}",
+        r.stderr
+    );
+    assert!(legacy.exists());
 
     // Not JSON at all: a warning too, and health is unhealthy saying why.
     fs::write(dir.path().join("bica-status.json"), "{ half").unwrap();

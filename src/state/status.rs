@@ -11,6 +11,10 @@
 //! does not know are kept as they are, so an older bica-state never drops what a newer one
 //! added. The per-archive drill results that `.bica-verified` held (one appended line per
 //! drill) are the `archives` object now; an old `.bica-verified` is read once and removed.
+//!
+//! A new kind of outcome (the off-site copies of issue 13, say) is a few fields on [`Status`]
+//! (and on [`ArchiveState`] for per-archive facts), an outcome struct with a `record_*`
+//! method here, a `record` subcommand in `mod.rs`, and its gauges in [`Status::metrics`].
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -346,26 +350,42 @@ impl Gauge {
 /// Reading the status: absent is not an error (nothing has run yet); unreadable or not JSON
 /// is, and says which.
 pub fn load(dir: &Path) -> Result<Option<Status>> {
-    let path = dir.join(STATUS_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let mut status = match text {
-        Some(t) => Some(
-            serde_json::from_str::<Status>(&t)
-                .with_context(|| format!("cannot read {}: not a status file", path.display()))?,
-        ),
-        None => None,
-    };
-    let legacy = dir.join(LEGACY_VERIFIED);
-    match fs::read_to_string(&legacy) {
-        Ok(t) => status.get_or_insert_with(Status::default).merge_legacy(&t),
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", legacy.display())),
+    let mut status = read_status(dir)?;
+    if let Some(old) = read_legacy(dir) {
+        status
+            .get_or_insert_with(Status::default)
+            .merge_legacy(&old);
     }
     Ok(status)
+}
+
+fn read_status(dir: &Path) -> Result<Option<Status>> {
+    let path = dir.join(STATUS_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    serde_json::from_str::<Status>(&text)
+        .map(Some)
+        .with_context(|| format!("cannot read {}: not a status file", path.display()))
+}
+
+/// The old `.bica-verified` file's text; None when there is none, or (with a warning) when it
+/// cannot be read.
+fn read_legacy(dir: &Path) -> Option<String> {
+    let path = dir.join(LEGACY_VERIFIED);
+    match fs::read_to_string(&path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => {
+            eprintln!(
+                "bica-state: warning: cannot read {}: {e}; the drills it lists are not shown",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// Where the Prometheus textfile goes: `METRICS_FILE`'s value, `off` for nowhere.
@@ -383,24 +403,29 @@ pub fn update(
     change: impl FnOnce(&mut Status),
 ) -> Result<Status> {
     let _lock = lock(dir)?;
-    let mut status = match load(dir) {
+    let mut status = match read_status(dir) {
         Ok(s) => s.unwrap_or_default(),
         Err(e) => {
             eprintln!("bica-state: warning: {e:#}; writing a new one");
             Status::default()
         }
     };
+    let legacy = read_legacy(dir);
+    if let Some(old) = &legacy {
+        status.merge_legacy(old);
+    }
     change(&mut status);
     let mut json = serde_json::to_string_pretty(&status).context("cannot encode the status")?;
     json.push('\n');
     write_atomic(&dir.join(STATUS_FILE), json.as_bytes(), 0o600)?;
-    match fs::remove_file(dir.join(LEGACY_VERIFIED)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => eprintln!(
-            "bica-state: warning: cannot remove the old {}: {e}",
-            dir.join(LEGACY_VERIFIED).display()
-        ),
+    if legacy.is_some() {
+        // Its lines are in the status now.
+        if let Err(e) = fs::remove_file(dir.join(LEGACY_VERIFIED)) {
+            eprintln!(
+                "bica-state: warning: cannot remove the old {}: {e}",
+                dir.join(LEGACY_VERIFIED).display()
+            );
+        }
     }
     if let MetricsTarget::File(path) = metrics {
         // The metrics hold no secret and node_exporter runs as another user: world-readable.
