@@ -504,14 +504,14 @@ check_a() {
 	}
 	# The man pages read in the image, as the README says.
 	local page
-	for page in bica-dump bica-pack bica-seal bica-prune; do
+	for page in bica-dump bica-pack bica-seal bica-prune bica-state; do
 		podman run --rm --no-healthcheck --label "$LABEL" --entrypoint man "$IMAGE" "$page" >"$WORK/a.man" 2>&1 ||
 			fail "man $page in the image: $(head -n 3 "$WORK/a.man")"
 		# (overstruck bold, if any, is undone before looking)
 		sed 's/.\x08//g' "$WORK/a.man" | grep -q "^NAME" || fail "man $page printed no page: $(head -n 3 "$WORK/a.man")"
 		sed 's/.\x08//g' "$WORK/a.man" | grep -q "$page" || fail "man $page: not the page of $page"
 	done
-	info "man bica-dump, bica-pack, bica-seal and bica-prune read in the image"
+	info "man bica-dump, bica-pack, bica-seal, bica-prune and bica-state read in the image"
 	info "restored with the image's bica-seal -d | bica-pack -x | pg_restore: identical ($(wc -l <"$WORK/a.shop.sql") lines of pg_dump, $(psql -X -A -t -d shop_restored -c 'SELECT count(*) FROM orders') orders)"
 }
 
