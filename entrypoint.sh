@@ -510,6 +510,11 @@ root_cause() {
 # drop the temporary name, fsync the directory. Or FAILURE.
 publish() {
 	local final="$BACKUP_DIR/$NAME"
+	# Run as root, the archive gets the directory's owner (as bica-state's files do), so the
+	# container's own user can still read, verify and prune it.
+	if [ "$(id -u)" = 0 ] && ! chown --reference="$BACKUP_DIR" -- "$TMP_ARCHIVE"; then
+		say "warning: cannot give $TMP_ARCHIVE the owner of $BACKUP_DIR"
+	fi
 	if ! archive_is_configured_kind "$TMP_ARCHIVE"; then
 		if [ "$ENCRYPT_MODE" = none ]; then
 			FAILURE="the archive is not a gzip file; refusing to publish it"

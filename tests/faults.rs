@@ -377,7 +377,13 @@ fn backup_dir_not_writable_by_the_user() {
     // The binaries and the script must be reachable by nobody: a world-readable copy.
     let bins = tempdir();
     fs::set_permissions(bins.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    for b in ["bica-dump", "bica-pack", "bica-seal", "bica-prune"] {
+    for b in [
+        "bica-dump",
+        "bica-pack",
+        "bica-seal",
+        "bica-prune",
+        "bica-state",
+    ] {
         fs::copy(bin_dir().join(b), bins.path().join(b)).unwrap();
     }
     let script = bins.path().join("entrypoint.sh");
@@ -427,6 +433,30 @@ fn backup_dir_not_writable_by_the_user() {
     let meta = fs::metadata(&new).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+
+    // Guards issue 14: a run as root in the same directory (`docker run -u 0 ...`) leaves
+    // nothing that depends on it: the archive, the status file and the metrics it writes belong
+    // to the directory's owner, whose next runs read and replace them.
+    let r = run(&mut entrypoint_cmd(&db, &dir, &["backup"]));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    for f in common::files(&dir) {
+        let meta = fs::metadata(dir.join(&f)).unwrap();
+        assert_eq!(
+            (
+                std::os::unix::fs::MetadataExt::uid(&meta),
+                std::os::unix::fs::MetadataExt::gid(&meta)
+            ),
+            (65534, 65534),
+            "{f} made as root does not belong to the directory's owner"
+        );
+    }
+    let r = run(&mut as_nobody());
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("warning"),
+        "the owner's run after root's: {}",
+        r.stderr
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

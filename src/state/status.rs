@@ -448,6 +448,19 @@ fn lock(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Run as root (`docker run -u 0 ...`), a file Bica creates in a directory gets the directory's
+/// owner, so nothing there depends on which user ran the last command: the container's own user
+/// can still read and replace it. As any other user, files are that user's, as always.
+pub fn owned_like_dir(file: &File, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let meta = fs::metadata(dir)?;
+    std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()))
+}
+
 /// Writes `bytes` to `path` through a temporary in the same directory (removed on failure),
 /// with `mode`, fsynced, then renamed over `path`, and the directory fsynced.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
@@ -467,6 +480,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let written = (|| -> std::io::Result<()> {
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(mode))?;
+        owned_like_dir(tmp.as_file(), dir)?;
         tmp.write_all(bytes)?;
         tmp.as_file().sync_all()
     })();
