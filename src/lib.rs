@@ -8,9 +8,12 @@
 pub mod archive;
 pub mod cli;
 pub mod clients;
+pub mod compare;
+pub mod dbprops;
 pub mod dump;
 pub mod io;
 pub mod pack;
 pub mod prune;
 pub mod seal;
+pub mod sqltext;
 pub mod state;

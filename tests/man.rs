@@ -133,4 +133,14 @@ fn man_pages_are_current() {
     check("bica-seal", bica::seal::Cli::command(), &bica::seal::DOC);
     check("bica-prune", bica::prune::Cli::command(), &bica::prune::DOC);
     check("bica-state", bica::state::Cli::command(), &bica::state::DOC);
+    check(
+        "bica-compare",
+        bica::compare::Cli::command(),
+        &bica::compare::DOC,
+    );
+    check(
+        "bica-dbprops",
+        bica::dbprops::Cli::command(),
+        &bica::dbprops::DOC,
+    );
 }
