@@ -740,25 +740,71 @@ pg_tool() {
 	if [ -n "${PG_BIN:-}" ]; then printf '%s\n' "$PG_BIN/$1"; else printf '%s\n' "$1"; fi
 }
 
-# pg_restore_into TARGET DB PG_RESTORE_OPTIONS...: restores the custom-format dump on stdin into
-# DB on TARGET's server, in one transaction, stopping at the first error, with the client
-# restore_client chose. pg_restore renders the SQL and psql runs it. pg_restore 17 and newer
-# start with "SET transaction_timeout = 0", which servers before 17 reject ("unrecognized
-# configuration parameter"): when such a client feeds such a server (an archive from 17 or 18
-# restored into 15, or no client of the server's major installed), that one line is dropped;
-# nothing else is changed.
+# pg_restore_into TARGET DB PROPS PG_RESTORE_OPTIONS...: restores the custom-format dump on stdin
+# into DB on TARGET's server in one transaction, stopping at the first error, with the client
+# restore_client chose and the database-level statements PROPS (from db_props) inside that
+# transaction. pg_restore renders the SQL and psql runs it. One transaction in fact:
+# `pg_restore --single-transaction -f -` writes one BEGIN and one COMMIT and none of the
+# BEGIN/COMMIT pairs it otherwise puts around large objects (which would end a transaction
+# opened by psql --single-transaction early: everything after them would run in autocommit);
+# bica-dbprops puts PROPS before that COMMIT. pg_restore 17 and newer start with "SET
+# transaction_timeout = 0", which servers before 17 reject ("unrecognized configuration
+# parameter"): when such a client feeds such a server (an archive from 17 or 18 restored into
+# 15, or no client of the server's major installed), that one line is dropped.
 pg_restore_into() {
-	local target=$1 db=$2 server
-	shift 2
+	local target=$1 db=$2 props=$3 server
+	shift 3
 	server=$(sql "$target" postgres "SHOW server_version_num") || return 1
 	local filter=false
 	if ((10#$server < 170000 && 10#${PG_CLIENT_MAJOR:-99} >= 17)); then
 		filter=true
 		say "restore: pg_restore ${PG_CLIENT_MAJOR:-} feeds an older server: its 'SET transaction_timeout = 0' line is left out"
 	fi
-	"$(pg_tool pg_restore)" -f - "$@" |
+	"$(pg_tool pg_restore)" --single-transaction -f - "$@" |
+		bica-dbprops --before-commit <(printf '%s\n' "$props") |
 		if $filter; then sed '/^SET transaction_timeout = 0;$/d'; else cat; fi |
-		with_pg "$target" "$(pg_tool psql)" -X -q -v ON_ERROR_STOP=1 --single-transaction -d "$(conninfo_dbname "$db")" >/dev/null
+		with_pg "$target" "$(pg_tool psql)" -X -q -v ON_ERROR_STOP=1 -d "$(conninfo_dbname "$db")" >/dev/null
+}
+
+# archive_head PATH PG_RESTORE_OPTIONS...: pg_restore on the archive's dump for what needs only
+# the dump's table of contents, which comes first: pg_restore stops reading early and the stages
+# before it are cut off (the whole archive was checked before), so its status is the verdict.
+archive_head() {
+	local path=$1 st
+	shift
+	set +e
+	{ open_archive "$path" | bica-pack -x; } 2>/dev/null | "$(pg_tool pg_restore)" "$@"
+	st=${PIPESTATUS[1]}
+	set -e
+	return "$st"
+}
+
+# db_level_sql PATH: the archive's database-level entries (CREATE DATABASE with its encoding and
+# locale, settings, connection limit, comment, grants, owner) as `pg_restore --create` renders
+# them; bica-dbprops rewrites them for another name.
+db_level_sql() {
+	local list
+	list=$(archive_head "$1" -l -C | grep -E '^[0-9]+; [0-9]+ [0-9]+ (DATABASE|DATABASE PROPERTIES|COMMENT - DATABASE|ACL - DATABASE|SECURITY LABEL - DATABASE) ') ||
+		return 1
+	archive_head "$1" -C -L <(printf '%s\n' "$list") -f -
+}
+
+# db_create TARGET PATH DB: creates DB on TARGET's server like the archive's database: from
+# template0 with its encoding and locale.
+db_create() {
+	local stmt
+	stmt=$(db_level_sql "$2" | bica-dbprops --into "$3" --create) || return 1
+	sql "$1" postgres "$stmt" >/dev/null
+}
+
+# db_props TARGET PATH DB BICA_DBPROPS_OPTIONS...: the archive's database-level properties for DB
+# (settings, connection limit, comment, and unless told otherwise owner and grants), leaving out
+# an owner or per-role settings of roles that TARGET's server lacks (bica-dbprops says so).
+db_props() {
+	local target=$1 path=$2 db=$3 roles
+	shift 3
+	roles=$(sql "$target" postgres "SELECT rolname FROM pg_roles") || return 1
+	db_level_sql "$path" | bica-dbprops --into "$db" --roles <(printf '%s\n' "$roles") "$@"
 }
 
 # globals_filter EXISTING: rewrites pg_dumpall --globals-only SQL so that roles and tablespaces
@@ -784,18 +830,20 @@ globals_filter() {
 	'
 }
 
-# table_stats TARGET DB: "TABLES ROWS" of the user tables of DB, counted exactly.
+# table_stats TARGET DB: "TABLES ROWS" of the user tables of DB, counted exactly: each table's
+# own rows (ONLY: an inheritance parent's count would include its children's rows again);
+# partitioned tables hold none of their own and are not counted.
 table_stats() {
 	local query
 	query=$(
 		cat <<'SQL'
-SELECT format('SELECT %s::bigint AS n', coalesce(string_agg(format('(SELECT count(*) FROM %I.%I)', n.nspname, c.relname), ' + '), '0'))
+SELECT format('SELECT %s::bigint AS n', coalesce(string_agg(format('(SELECT count(*) FROM ONLY %I.%I)', n.nspname, c.relname), ' + '), '0'))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 SQL
 	)
 	local tables count_sql rows
-	tables=$(sql "$1" "$2" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'")
+	tables=$(sql "$1" "$2" "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'")
 	count_sql=$(sql "$1" "$2" "$query")
 	rows=$(sql "$1" "$2" "$count_sql")
 	echo "$tables $rows"
@@ -848,8 +896,9 @@ cmd_restore() {
 				awk '/^[0-9]+;/ && / (TABLE|VIEW|SEQUENCE|MATERIALIZED VIEW|FUNCTION|TYPE) / && !/ DATA / { $1 = $2 = $3 = ""; print "  drop and recreate:" $0 }' >&2 || true
 		fi
 	else
-		sql db postgres "CREATE DATABASE $(sql_ident "$into") TEMPLATE template0" >/dev/null ||
-			die "$EXIT_FAILED" "restore FAILED: cannot create database $into (does $DB_USER have CREATEDB?)"
+		# Like the original: from template0, with its encoding and locale.
+		db_create db "$path" "$into" ||
+			die "$EXIT_FAILED" "restore FAILED: cannot create database $into (does $DB_USER have CREATEDB, and does this server have the archive's locale?)"
 		created=true
 		say "restore: created database $into"
 	fi
@@ -865,11 +914,20 @@ cmd_restore() {
 		fi
 	fi
 
-	local args=()
+	local args=() prop_args=() props
 	$clean && args+=(--clean --if-exists)
-	$owner || args+=(--no-owner --no-privileges)
+	$owner || args+=(--no-owner --no-privileges) prop_args+=(--no-owner --no-privileges)
+	# The database's own settings, comment, connection limit, grants and owner: restored in the
+	# same transaction as its contents.
+	if ! props=$(db_props db "$path" "$into" "${prop_args[@]}"); then
+		if $created; then
+			sql db postgres "DROP DATABASE $(sql_ident "$into")" >/dev/null || true
+			say "restore: dropped $into again, which this restore had created"
+		fi
+		die "$EXIT_FAILED" "restore FAILED: cannot read the database-level properties from $name; nothing was restored"
+	fi
 	say "restore: restoring $name into $into (one transaction: all or nothing)"
-	if ! open_archive "$path" | bica-pack -x | pg_restore_into db "$into" "${args[@]}"; then
+	if ! open_archive "$path" | bica-pack -x | pg_restore_into db "$into" "$props" "${args[@]}"; then
 		if $created; then
 			sql db postgres "DROP DATABASE $(sql_ident "$into")" >/dev/null || true
 			say "restore: dropped $into again, which this restore had created"
@@ -881,13 +939,6 @@ cmd_restore() {
 	stats=$(table_stats db "$into")
 	say "restore OK: $name into $into: ${stats% *} tables, ${stats#* } rows, $((SECONDS - start)) s"
 	say "check it: psql -d $into -c '\\dt+'"
-}
-
-# rendered_hash TEXT_STREAM: sha256 of SQL text minus comments, pg_dump's random \restrict
-# keys and the SET transaction_timeout line of version 17 tools, so the archive's rendering and
-# the restored database's dump can be compared.
-rendered_hash() {
-	grep -v -E '^(--|\\restrict |\\unrestrict |SET transaction_timeout )' | sha256sum | cut -d' ' -f1
 }
 
 cmd_verify() {
@@ -920,32 +971,42 @@ cmd_verify() {
 		verify_fail "the archive says it is $recorded_name: renamed or swapped"
 	fi
 	restore_client verify "$manifest" pg_dump || verify_fail "$RESTORE_CLIENT_ERROR"
-	# 3. A full restore into a scratch database, dropped afterwards whatever happens.
+	# 3. A full restore into a scratch database made like the original (encoding, locale), with
+	#    the original's database-level properties, dropped afterwards whatever happens.
 	# Unique across containers too: two drills on one server in the same second have the same
 	# PID in their own PID namespaces (found by container check s), so add random bits.
 	SCRATCH_DB="bica_verify_$(date -u +%Y%m%d%H%M%S)_$(od -A n -N 4 -t x4 /dev/urandom | tr -d ' ')"
-	trap 'sql verify postgres "DROP DATABASE IF EXISTS $(sql_ident "$SCRATCH_DB")" >/dev/null 2>&1 || true' EXIT
-	sql verify postgres "CREATE DATABASE $(sql_ident "$SCRATCH_DB") TEMPLATE template0" >/dev/null ||
-		verify_fail "cannot create the scratch database $SCRATCH_DB (does the user have CREATEDB?)"
+	VERIFY_TMP=$(mktemp -d "${TMPDIR:-/tmp}/bica-verify.XXXXXX")
+	trap 'rm -rf -- "$VERIFY_TMP"; sql verify postgres "DROP DATABASE IF EXISTS $(sql_ident "$SCRATCH_DB")" >/dev/null 2>&1 || true' EXIT
+	db_create verify "$path" "$SCRATCH_DB" ||
+		verify_fail "cannot create the scratch database $SCRATCH_DB like the original (does the user have CREATEDB, and does the server have the archive's locale?)"
+	local props
+	props=$(db_props verify "$path" "$SCRATCH_DB" --no-owner --no-privileges) ||
+		verify_fail "cannot read the database-level properties from the archive"
 	if ! open_archive "$path" | bica-pack -x |
-		pg_restore_into verify "$SCRATCH_DB" --no-owner --no-privileges; then
+		pg_restore_into verify "$SCRATCH_DB" "$props" --no-owner --no-privileges; then
 		verify_fail "pg_restore failed (above)"
 	fi
-	# 4. The restored database equals what the archive holds: pg_restore's rendering of the
-	#    archive against pg_dump of the restored database, both without owners and grants.
-	local expected actual
-	expected=$(open_archive "$path" | bica-pack -x | "$(pg_tool pg_restore)" --no-owner --no-privileges -f - | rendered_hash) ||
+	# 4. The restored database means what the archive holds: pg_restore's rendering of the
+	#    archive against pg_dump of the restored database, both with the database-level
+	#    properties and without owners and grants, compared by bica-compare: schema objects
+	#    as a set, each table's rows by column name in any order, large objects, sequence
+	#    values, database settings.
+	local compared
+	open_archive "$path" | bica-pack -x | "$(pg_tool pg_restore)" --create --no-owner --no-privileges -f - |
+		bica-compare --save "$VERIFY_TMP/expected" >/dev/null ||
 		verify_fail "cannot render the archive as SQL"
-	actual=$(with_pg verify "$(pg_tool pg_dump)" --no-owner --no-privileges -d "$SCRATCH_DB" | rendered_hash) ||
-		verify_fail "cannot dump the scratch database"
-	if [ "$expected" != "$actual" ]; then
-		verify_fail "the restored database differs from the archive's contents (sha256 $expected vs $actual)"
+	if ! compared=$(with_pg verify "$(pg_tool pg_dump)" --create --no-owner --no-privileges -d "$(conninfo_dbname "$SCRATCH_DB")" |
+		bica-compare --against "$VERIFY_TMP/expected" 2>"$VERIFY_TMP/diff"); then
+		cat "$VERIFY_TMP/diff" >&2
+		verify_fail "the restored database differs from the archive's contents: $(grep -m 1 '^bica-compare: the databases differ' "$VERIFY_TMP/diff" | sed 's/^bica-compare: the databases differ: //')"
 	fi
-	local stats
-	stats=$(table_stats verify "$SCRATCH_DB")
+	# "N objects, T tables, R rows, L large objects, S sequences"
+	local objects tables rows los seqs
+	read -r objects _ tables _ rows _ los _ _ seqs _ <<<"${compared//,/}"
 	local seconds=$((SECONDS - start))
-	say "verify OK: $name restored into a scratch database and matches the archive: ${stats% *} tables, ${stats#* } rows, $seconds s"
-	record_verify ok "$name" "$seconds" ""
+	say "verify OK: $name restored into a scratch database and matches the archive: $tables tables, $rows rows, $los large objects, $seqs sequence values, $objects schema objects and the database's properties compared, $seconds s"
+	record_verify ok "$name" "$seconds" "" "$tables" "$rows" "$los" "$objects" "$seqs"
 }
 
 # ---------------------------------------------------------------------------------------------
