@@ -1,0 +1,248 @@
+//! bica-compare against real dumps (issue 11): a correct restore compares equal, and each single
+//! change to a restored database (one value, one row, one index, constraint, function, large
+//! object, sequence value or database setting) is found and named. The databases are made by
+//! `entrypoint.sh backup` and `restore`, the dumps by the real pg_dump and pg_restore.
+//!
+//! Run through `tests/run cargo` (it starts the throwaway cluster).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn bin(name: &str) -> std::path::PathBuf {
+    bin_dir().join(name)
+}
+
+/// Runs `producer | bica-compare ARGS` through bash with pipefail; returns (exit code, stdout,
+/// stderr).
+fn compare(producer: &str, args: &str) -> Ran {
+    run(Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; {producer} | '{}' {args}",
+            bin("bica-compare").display()
+        ))
+        .env("PATH", path_with_bins())
+        .stdin(Stdio::null()))
+}
+
+fn backup(db: &str, dir: &Path) -> std::path::PathBuf {
+    let r = run(&mut entrypoint_cmd(db, dir, &["backup"]));
+    assert_eq!(r.code, Some(0), "backup failed:\n{}", r.stderr);
+    dir.join(archives(dir).pop().expect("an archive"))
+}
+
+fn restore(db: &str, dir: &Path, archive: &Path, into: &str) {
+    let r = run(&mut entrypoint_cmd(
+        db,
+        dir,
+        &["restore", archive.to_str().unwrap(), "--into", into],
+    ));
+    assert_eq!(r.code, Some(0), "restore failed:\n{}", r.stderr);
+}
+
+// Guards issue 11: the drill's comparison is by meaning, and it misses no single change.
+#[test]
+fn every_single_change_to_a_restored_database_is_found() {
+    let db = fixture_db("cmp_src");
+    psql(
+        "postgres",
+        &format!("ALTER DATABASE \"{db}\" SET work_mem = '4MB'"),
+    );
+    let dir = tempdir();
+    let archive = backup(&db, dir.path());
+    let summary = dir.path().join("expected.summary");
+    let r = compare(
+        &format!(
+            "bica-pack -x < '{}' | pg_restore --create --no-owner --no-privileges -f -",
+            archive.display()
+        ),
+        &format!("--save '{}'", summary.display()),
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let rows = psql(
+        &db,
+        "SELECT (SELECT count(*) FROM people) + (SELECT count(*) FROM orders)",
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            " 2 tables, {} rows, 1 large objects, 3 sequences",
+            rows.trim()
+        )),
+        "{}",
+        r.stdout
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&summary).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let against = |target: &str| {
+        compare(
+            &format!("pg_dump --create --no-owner --no-privileges -d '{target}'"),
+            &format!("--against '{}'", summary.display()),
+        )
+    };
+    // The control: an untouched restore (another name, same meaning) compares equal.
+    let same = unique_name("cmp_same");
+    restore(&db, dir.path(), &archive, &same);
+    let r = against(&same);
+    assert_eq!(r.code, Some(0), "a good restore differs:\n{}", r.stderr);
+    assert_eq!(r.stdout, summary_line(&r.stdout));
+
+    for (change, sql, named) in [
+        (
+            "one changed value",
+            "UPDATE people SET note = note || '!' WHERE id = 5",
+            "table public.people: the rows differ",
+        ),
+        (
+            "one missing row",
+            "DELETE FROM orders WHERE id = (SELECT min(id) FROM orders)",
+            "table public.orders: 1000 rows instead of 1001",
+        ),
+        (
+            "one missing index",
+            "DROP INDEX people_seen",
+            "missing: INDEX public people_seen",
+        ),
+        (
+            "one missing constraint",
+            "ALTER TABLE people DROP CONSTRAINT people_amount_check",
+            "differs: TABLE public people",
+        ),
+        (
+            "one missing foreign key",
+            "ALTER TABLE orders DROP CONSTRAINT orders_person_fkey",
+            "missing: FK CONSTRAINT public orders orders_person_fkey",
+        ),
+        (
+            "one missing function",
+            "DROP FUNCTION add_tax(numeric)",
+            "missing: FUNCTION public add_tax(numeric)",
+        ),
+        (
+            "one missing large object",
+            "SELECT lo_unlink(oid) FROM pg_largeobject_metadata",
+            "missing: large object ",
+        ),
+        (
+            "one changed large object",
+            "SELECT lo_put(oid, 0, '\\x41') FROM pg_largeobject_metadata",
+            "large object ",
+        ),
+        (
+            "one changed sequence value",
+            "SELECT setval('invoice_no', 5001)",
+            "differs: SEQUENCE SET public invoice_no",
+        ),
+        (
+            "one changed database setting",
+            "ALTER DATABASE :target SET work_mem = '5MB'",
+            "differs: DATABASE PROPERTIES - -",
+        ),
+        (
+            "one lost database setting",
+            "ALTER DATABASE :target RESET work_mem",
+            "DATABASE PROPERTIES - -",
+        ),
+    ] {
+        let target = unique_name("cmp_changed");
+        restore(&db, dir.path(), &archive, &target);
+        psql(&target, &sql.replace(":target", &format!("\"{target}\"")));
+        let r = against(&target);
+        assert_eq!(
+            r.code,
+            Some(3),
+            "{change} was not found:\n{}{}",
+            r.stdout,
+            r.stderr
+        );
+        let verdict = r
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("bica-compare: the databases differ: "))
+            .unwrap_or_else(|| panic!("{change}: no verdict:\n{}", r.stderr));
+        // One difference, named; a large object gone is also its BLOB entry and the data
+        // section that held only it.
+        let count = if change == "one missing large object" {
+            "3 differences "
+        } else {
+            "1 difference "
+        };
+        assert!(
+            verdict.contains(count)
+                && r.stderr
+                    .lines()
+                    .any(|l| l.starts_with("bica-compare: ") && l.contains(named)),
+            "{change}: {verdict}\n{}",
+            r.stderr
+        );
+        psql("postgres", &format!("DROP DATABASE \"{target}\""));
+    }
+}
+
+/// The success line: "N objects, T tables, R rows, L large objects, S sequences".
+fn summary_line(out: &str) -> String {
+    let line = out.trim().to_string();
+    let words: Vec<&str> = line.split(' ').collect();
+    assert_eq!(words.len(), 11, "{line}");
+    assert_eq!(
+        [words[1], words[3], words[5], words[7], words[8], words[10]],
+        [
+            "objects,",
+            "tables,",
+            "rows,",
+            "large",
+            "objects,",
+            "sequences"
+        ],
+        "{line}"
+    );
+    format!("{line}\n")
+}
+
+// Guards: a truncated dump, a dump of nothing, and a summary that is not one are errors (exit 3
+// naming the reason), never "equal".
+#[test]
+fn truncated_or_foreign_input_never_compares_equal() {
+    let db = fixture_db("cmp_cut");
+    let work = tempdir();
+    let summary = work.path().join("s");
+    let r = compare(
+        &format!("pg_dump -d '{db}'"),
+        &format!("--save '{}'", summary.display()),
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = compare(
+        &format!("pg_dump -d '{db}' | head -c 100000"),
+        &format!("--against '{}'", summary.display()),
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    // Cut mid-row here: the row is short; cut between entries, the end marker is missing.
+    assert!(r.stderr.starts_with("bica-compare: line "), "{}", r.stderr);
+    let r = compare(
+        &format!("pg_dump -d '{db}' | grep -v 'PostgreSQL database dump complete'"),
+        &format!("--against '{}'", summary.display()),
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("the dump is incomplete"), "{}", r.stderr);
+    let r = compare("true", &format!("--against '{}'", summary.display()));
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.starts_with("bica-compare: "), "{}", r.stderr);
+    std::fs::write(&summary, "{}").unwrap();
+    let r = compare(
+        &format!("pg_dump -d '{db}'"),
+        &format!("--against '{}'", summary.display()),
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not a bica-compare summary"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"));
+}
