@@ -747,22 +747,11 @@ fn a_restore_with_large_objects_that_fails_late_leaves_nothing_behind() {
     assert_eq!(large_objects(&empty), "3");
 }
 
-/// A database's own properties, read from the catalogs: encoding, collation, ctype, connection
-/// limit, owner, comment, grants (with the owner's name in place of its OID) and settings.
+/// A database's own properties (see common::database_properties_sql).
 fn database_properties(db: &str) -> String {
-    psql(
-        "postgres",
-        &format!(
-            "SELECT concat_ws(' | ', pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datconnlimit, \
-             pg_get_userbyid(d.datdba), shobj_description(d.oid, 'pg_database'), \
-             (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(d.datacl) a), \
-             (SELECT string_agg(coalesce(r.rolname, '*') || ':' || array_to_string(s.setconfig, ','), ';' ORDER BY r.rolname NULLS FIRST) \
-              FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE s.setdatabase = d.oid)) \
-             FROM pg_database d WHERE d.datname = '{db}'"
-        ),
-    )
-    .trim()
-    .to_string()
+    psql("postgres", &database_properties_sql(db))
+        .trim()
+        .to_string()
 }
 
 // Guards issue 11: the database's own properties come back with `restore --into`: settings
@@ -833,9 +822,9 @@ fn restore_brings_back_the_database_properties() {
     let pg = pg();
     assert!(
         props.starts_with(&format!(
-            "LATIN1 | C | C | 7 | {} | the shop's database; latin-1 | *:work_mem=3MB,",
+            "LATIN1 | C | C | 7 | {0} | the shop's database; latin-1 | =Tc/{0},{0}=CTc/{0} | *:work_mem=3MB,",
             pg.user
-        )) && !props.contains("=c/"),
+        )),
         "{props}"
     );
     assert!(props.contains("work_mem=3MB"), "{props}");

@@ -566,3 +566,22 @@ impl Drop for Cluster {
             .status();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Databases nobody here wrote (tests/regression.rs) and database-level properties
+
+/// A database's own properties, read from the catalogs of the server `psql_on` talks to:
+/// encoding, collation, ctype, connection limit, owner, comment, grants (the default ones
+/// spelled out: an explicit ACL equal to the default means the same) and settings (the
+/// database's own and each role's in it).
+pub fn database_properties_sql(db: &str) -> String {
+    format!(
+        "SELECT concat_ws(' | ', pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, d.datconnlimit, \
+         pg_get_userbyid(d.datdba), shobj_description(d.oid, 'pg_database'), \
+         (SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(coalesce(d.datacl, acldefault('d', d.datdba))) a), \
+         (SELECT string_agg(coalesce(r.rolname, '*') || ':' || array_to_string(s.setconfig, ','), ';' ORDER BY r.rolname NULLS FIRST) \
+          FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE s.setdatabase = d.oid)) \
+         FROM pg_database d WHERE d.datname = '{}'",
+        db.replace('\'', "''")
+    )
+}
