@@ -360,3 +360,40 @@ fn the_regression_database_restores_and_verifies() {
     );
     round_trip(&cluster, "regression", "the regression database");
 }
+
+// Guards issue 11: a public sample database nobody here wrote, Chinook (Django creates its
+// schema and loads its data, see tests/data/chinook.sh), owned as databases made before
+// PostgreSQL 15 usually are: the database and schema public by an application role. That gives
+// the archive an explicit SCHEMA public entry, which renders empty under --no-owner and used to
+// fail verify. It restores exactly (owners included) and verifies.
+#[test]
+fn the_chinook_sample_database_restores_and_verifies() {
+    let cluster = Cluster::start(&server_bindir());
+    cluster.psql("postgres", "CREATE DATABASE chinook");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/chinook.sh");
+    let t = Instant::now();
+    let r = run(client(&cluster, script.to_str().unwrap()).arg("chinook"));
+    assert_eq!(
+        r.code,
+        Some(0),
+        "tests/data/chinook.sh failed:\n{}{}",
+        r.stdout,
+        r.stderr
+    );
+    eprintln!("chinook loaded in {:.0} s", t.elapsed().as_secs_f64());
+    assert_eq!(
+        cluster
+            .psql(
+                "chinook",
+                "SELECT (SELECT count(*) FROM chinook_track) || ' ' || (SELECT count(*) FROM chinook_playlisttrack)"
+            )
+            .trim(),
+        "3503 8715"
+    );
+    cluster.psql(
+        "postgres",
+        "CREATE ROLE chinook_app; ALTER DATABASE chinook OWNER TO chinook_app",
+    );
+    cluster.psql("chinook", "ALTER SCHEMA public OWNER TO chinook_app");
+    round_trip(&cluster, "chinook", "the Chinook sample database");
+}
