@@ -98,6 +98,8 @@ fn help_version_and_usage_errors() {
         "bica-seal",
         "bica-prune",
         "bica-state",
+        "bica-compare",
+        "bica-dbprops",
     ] {
         let help = String::from_utf8(ok(name, &["--help"], b"")).unwrap();
         assert!(help.contains("Examples:"), "{name} --help:\n{help}");

@@ -246,3 +246,112 @@ fn truncated_or_foreign_input_never_compares_equal() {
     );
     assert!(!r.stderr.contains("panicked"));
 }
+
+fn dbprops(args: &[&str], stdin: &str) -> Ran {
+    use std::io::Write;
+    let mut child = Command::new(bin("bica-dbprops"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bica-dbprops");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+// Guards issue 11: bica-dbprops puts the properties before the one final COMMIT of a
+// single-transaction rendering (never before an earlier COMMIT inside the stream), refuses a
+// stream without one, and refuses input that is not pg_restore --create's database part.
+#[test]
+fn dbprops_inserts_before_the_final_commit_and_refuses_what_it_does_not_know() {
+    let work = tempdir();
+    let props = work.path().join("props.sql");
+    std::fs::write(&props, "ALTER DATABASE \"x\" SET work_mem TO '3MB';").unwrap();
+    let p = props.to_str().unwrap();
+    let stream = "BEGIN;\n\nCREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$\nSELECT 1;\n$$;\nCOMMIT;\nSELECT 2;\n\nCOMMIT;\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n";
+    let r = dbprops(&["--before-commit", p], stream);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let at = r.stdout.find("ALTER DATABASE").expect("inserted");
+    assert!(r.stdout[..at].contains("SELECT 2;"), "{}", r.stdout);
+    assert!(
+        r.stdout[at..].starts_with("ALTER DATABASE \"x\" SET work_mem TO '3MB';\nCOMMIT;\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.ends_with("\\unrestrict abc\n"), "{}", r.stdout);
+
+    let r = dbprops(&["--before-commit", p], "BEGIN;\nSELECT 1;\n");
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("bica-dbprops: the stream has no final COMMIT"),
+        "{}",
+        r.stderr
+    );
+
+    for bad in [
+        "",
+        "ALTER DATABASE a SET x TO 1;",
+        "CREATE DATABASE a WITH TEMPLATE = template0;\nDROP TABLE t;",
+        "CREATE DATABASE a WITH TEMPLATE = template0;\nALTER DATABASE b OWNER TO c;",
+        "CREATE DATABASE a WITH TEMPLATE = template0;\nCOMMENT ON DATABASE a IS 'open",
+    ] {
+        let r = dbprops(&["--into", "y"], bad);
+        assert_eq!(r.code, Some(3), "{bad:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("bica-dbprops: "), "{}", r.stderr);
+        assert!(r.stdout.is_empty(), "{bad:?}: printed {}", r.stdout);
+    }
+
+    // A real archive's database part, for another name; owner left out for a role that is not
+    // on the server, with a note.
+    let db = create_db("dbp_src");
+    let role = unique_name("dbp_role");
+    psql("postgres", &format!("CREATE ROLE {role}; ALTER DATABASE \"{db}\" OWNER TO {role}; ALTER DATABASE \"{db}\" SET work_mem = '3MB'"));
+    let out = run(Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; pg_dump -Fc -d '{db}' > '{0}/d' && pg_restore -C -l '{0}/d' | grep -E ' DATABASE( PROPERTIES)? ' > '{0}/l' && pg_restore -C -L '{0}/l' -f - '{0}/d' > '{0}/db.sql'",
+            work.path().display()
+        )));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let sql = std::fs::read_to_string(work.path().join("db.sql")).unwrap();
+    let roles = work.path().join("roles");
+    std::fs::write(&roles, "postgres\n").unwrap();
+    let r = dbprops(
+        &["--into", "it's new", "--roles", roles.to_str().unwrap()],
+        &sql,
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "ALTER DATABASE \"it's new\" SET work_mem TO '3MB';\n"
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("the owner {role} does not exist on this server")),
+        "{}",
+        r.stderr
+    );
+    let r = dbprops(&["--into", "it's new", "--create"], &sql);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(
+            "CREATE DATABASE \"it's new\" WITH TEMPLATE = template0 ENCODING = 'UTF8'"
+        ),
+        "{}",
+        r.stdout
+    );
+    psql("postgres", &format!("DROP DATABASE \"{db}\""));
+    psql("postgres", &format!("DROP ROLE {role}"));
+}
