@@ -183,10 +183,9 @@ fn rewrite(text: &str, into: &str) -> Result<Vec<Stmt>> {
             )
         } else if upper.starts_with("ALTER DATABASE ") {
             let sql = retarget(s, "ALTER DATABASE".len(), &original, into)?;
-            let after = sql[..]
-                .split_at("ALTER DATABASE ".len() + quote_ident(into).len())
-                .1;
-            let after = after.trim_start();
+            // retarget wrote the new name right after the spaces that follow the keyword.
+            let after = sql["ALTER DATABASE".len()..].trim_start();
+            let after = after[quote_ident(into).len()..].trim_start();
             if after.to_ascii_uppercase().starts_with("OWNER TO ") {
                 let role = ident_at(after["OWNER TO ".len()..].trim_start())
                     .ok_or_else(|| bad_input(format!("cannot read the owner in: {s}")))?;

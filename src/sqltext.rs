@@ -163,10 +163,11 @@ pub fn find_keyword(s: &str, word: &str) -> Option<usize> {
             i += ident_at(rest)?.len;
             continue;
         }
-        if rest.len() >= word.len()
-            && rest[..word.len()].eq_ignore_ascii_case(word)
+        let candidate = rest.as_bytes();
+        if candidate.len() >= word.len()
+            && candidate[..word.len()].eq_ignore_ascii_case(word.as_bytes())
             && (i == 0 || !is_word_byte(bytes[i - 1]))
-            && !rest[word.len()..].bytes().next().is_some_and(is_word_byte)
+            && !candidate.get(word.len()).copied().is_some_and(is_word_byte)
         {
             return Some(i);
         }
@@ -216,5 +217,7 @@ mod tests {
         assert_eq!(find_keyword("x 'OWNER' OWNER TO", "owner"), Some(10));
         assert_eq!(find_keyword("\"OWNER\" y", "OWNER"), None);
         assert_eq!(find_keyword("OWNERS", "OWNER"), None);
+        assert_eq!(find_keyword("é OWNER", "OWNER"), Some(3));
+        assert_eq!(find_keyword("OWNEé", "OWNER"), None);
     }
 }
