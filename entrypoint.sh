@@ -766,6 +766,13 @@ pg_restore_into() {
 		with_pg "$target" "$(pg_tool psql)" -X -q -v ON_ERROR_STOP=1 -d "$(conninfo_dbname "$db")" >/dev/null
 }
 
+# archive_sql PATH PG_RESTORE_OPTIONS...: the archive's dump as SQL (pg_restore -f -).
+archive_sql() {
+	local path=$1
+	shift
+	open_archive "$path" | bica-pack -x | "$(pg_tool pg_restore)" "$@" -f -
+}
+
 # archive_head PATH PG_RESTORE_OPTIONS...: pg_restore on the archive's dump for what needs only
 # the dump's table of contents, which comes first: pg_restore stops reading early and the stages
 # before it are cut off (the whole archive was checked before), so its status is the verdict.
@@ -906,7 +913,9 @@ cmd_restore() {
 	if $globals; then
 		local existing
 		existing=$(sql db postgres "SELECT quote_ident(rolname) FROM pg_roles UNION ALL SELECT quote_ident(spcname) FROM pg_tablespace")
-		say "restore: applying roles and tablespaces (existing ones are left as they are)"
+		# Roles and tablespaces belong to the server, not the database: they cannot be part of
+		# the database's transaction, and they stay if the restore fails (said below).
+		say "restore: applying roles and tablespaces first, outside the restore's transaction (existing ones are left as they are)"
 		if ! open_archive "$path" | bica-pack -x --member globals.sql | globals_filter "$existing" |
 			with_pg db "$(pg_tool psql)" -X -q -v ON_ERROR_STOP=1 -d postgres -f - >/dev/null; then
 			$created && sql db postgres "DROP DATABASE $(sql_ident "$into")" >/dev/null
@@ -933,6 +942,7 @@ cmd_restore() {
 			say "restore: dropped $into again, which this restore had created"
 		fi
 		say "hint: a missing role? restore with --with-globals, or without owners and grants with --no-owner"
+		$globals && say "restore: the roles and tablespaces created from globals.sql stay (they are the server's, not the database's)"
 		die "$EXIT_FAILED" "restore FAILED: the restore stopped at the first error (above); $into is as it was before"
 	fi
 	local stats
@@ -993,7 +1003,7 @@ cmd_verify() {
 	#    as a set, each table's rows by column name in any order, large objects, sequence
 	#    values, database settings.
 	local compared
-	open_archive "$path" | bica-pack -x | "$(pg_tool pg_restore)" --create --no-owner --no-privileges -f - |
+	archive_sql "$path" --create --no-owner --no-privileges |
 		bica-compare --save "$VERIFY_TMP/expected" >/dev/null ||
 		verify_fail "cannot render the archive as SQL"
 	if ! compared=$(with_pg verify "$(pg_tool pg_dump)" --create --no-owner --no-privileges -d "$(conninfo_dbname "$SCRATCH_DB")" |
