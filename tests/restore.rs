@@ -851,3 +851,67 @@ fn restore_brings_back_the_database_properties() {
         &format!("DROP ROLE {owner}; DROP ROLE {reader}"),
     );
 }
+
+// Guards issue 11: verify's verdict is bica-compare's, end to end. On a private server whose
+// template0 holds one function more than the original (planted there), the scratch database
+// the drill restores into differs from the archive by exactly that object: verify fails,
+// naming it, records the failure and drops the scratch database.
+#[test]
+fn verify_fails_when_the_restored_database_holds_an_extra_object() {
+    let bindir = {
+        let out = Command::new("pg_config").arg("--bindir").output().unwrap();
+        std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    };
+    let cluster = Cluster::start(&bindir);
+    cluster.psql("postgres", "CREATE DATABASE shop");
+    cluster.psql("shop", FIXTURE);
+    let dir = tempdir();
+    let r = run(&mut cluster.entrypoint_cmd("shop", dir.path(), &["backup"]));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let archive = dir.path().join(archives(dir.path()).pop().unwrap());
+    let verify = || {
+        run(&mut cluster.entrypoint_cmd("shop", dir.path(), &["verify", archive.to_str().unwrap()]))
+    };
+    let r = verify();
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+
+    cluster.psql(
+        "postgres",
+        "ALTER DATABASE template0 ALLOW_CONNECTIONS true",
+    );
+    cluster.psql(
+        "template0",
+        "CREATE FUNCTION public.planted() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    );
+    cluster.psql(
+        "postgres",
+        "ALTER DATABASE template0 ALLOW_CONNECTIONS false",
+    );
+    let r = verify();
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let verdict = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("bica: verify FAILED: "))
+        .unwrap_or_else(|| panic!("no verdict:\n{}", r.stderr));
+    assert!(
+        verdict.contains("differs from the archive's contents: 1 difference (first: not in the archive: FUNCTION public planted())"),
+        "{verdict}"
+    );
+    let status = fs::read_to_string(dir.path().join("bica-status.json")).unwrap();
+    assert!(
+        status.contains("\"last_verify_result\": \"failed\"")
+            && status.contains("not in the archive: FUNCTION public planted()"),
+        "{status}"
+    );
+    assert_eq!(
+        cluster
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM pg_database WHERE datname LIKE 'bica_verify_%'"
+            )
+            .trim(),
+        "0",
+        "scratch database left behind"
+    );
+}
