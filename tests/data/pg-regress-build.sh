@@ -25,12 +25,20 @@ mkdir -p "$dir"
 cd "$dir"
 
 if ! apt-get source --print-uris "postgresql-$major=$version" >/dev/null 2>&1; then
-	log "adding a deb-src line for the installed suites"
-	sources=/etc/apt/sources.list.d/bica-test-src.sources
-	suites=$(awk '/^Suites:/ { for (i = 2; i <= NF; i++) print $i }' /etc/apt/sources.list.d/*.sources 2>/dev/null |
-		grep -v security | sort -u | tr '\n' ' ')
-	[ -n "$suites" ] || suites=$(. /etc/os-release && echo "$VERSION_CODENAME")
-	printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$suites" >"$sources"
+	# A deb-src twin of every deb source the machine uses (so the installed version's source,
+	# from whichever suite it came, is found); removed with `rm`, see the README.
+	log "adding deb-src lines for the machine's apt sources"
+	shopt -s nullglob
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ "${f##*/}" = bica-test-src.sources ] && continue
+		sed -E 's/^Types:.*$/Types: deb-src/' "$f"
+		echo
+	done >/etc/apt/sources.list.d/bica-test-src.sources
+	[ -s /etc/apt/sources.list.d/bica-test-src.sources ] || rm -f /etc/apt/sources.list.d/bica-test-src.sources
+	if [ -f /etc/apt/sources.list ]; then
+		sed -n -E 's/^deb[[:space:]]/deb-src /p' /etc/apt/sources.list >/etc/apt/sources.list.d/bica-test-src.list
+		[ -s /etc/apt/sources.list.d/bica-test-src.list ] || rm -f /etc/apt/sources.list.d/bica-test-src.list
+	fi
 	apt-get update -qq
 fi
 command -v dpkg-source >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dpkg-dev >/dev/null
