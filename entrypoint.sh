@@ -1009,7 +1009,11 @@ cmd_verify() {
 	if ! compared=$(with_pg verify "$(pg_tool pg_dump)" --create --no-owner --no-privileges -d "$(conninfo_dbname "$SCRATCH_DB")" |
 		bica-compare --against "$VERIFY_TMP/expected" 2>"$VERIFY_TMP/diff"); then
 		cat "$VERIFY_TMP/diff" >&2
-		verify_fail "the restored database differs from the archive's contents: $(grep -m 1 '^bica-compare: the databases differ' "$VERIFY_TMP/diff" | sed 's/^bica-compare: the databases differ: //')"
+		local why
+		why=$(sed -n 's/^bica-compare: the databases differ: //p' "$VERIFY_TMP/diff" | head -n 1)
+		[ -n "$why" ] ||
+			verify_fail "cannot compare the scratch database with the archive: $(grep '^bica-compare: ' "$VERIFY_TMP/diff" | tail -n 1 | sed 's/^bica-compare: //')"
+		verify_fail "the restored database differs from the archive's contents: $why"
 	fi
 	# "N objects, T tables, R rows, L large objects, S sequences"
 	local objects tables rows los seqs
