@@ -987,7 +987,10 @@ cmd_verify() {
 	# PID in their own PID namespaces (found by container check s), so add random bits.
 	SCRATCH_DB="bica_verify_$(date -u +%Y%m%d%H%M%S)_$(od -A n -N 4 -t x4 /dev/urandom | tr -d ' ')"
 	VERIFY_TMP=$(mktemp -d "${TMPDIR:-/tmp}/bica-verify.XXXXXX")
-	trap 'rm -rf -- "$VERIFY_TMP"; sql verify postgres "DROP DATABASE IF EXISTS $(sql_ident "$SCRATCH_DB")" >/dev/null 2>&1 || true' EXIT
+	# The original may be a template (ALTER DATABASE ... IS_TEMPLATE), which cannot be dropped.
+	trap 'rm -rf -- "$VERIFY_TMP"
+		sql verify postgres "ALTER DATABASE $(sql_ident "$SCRATCH_DB") IS_TEMPLATE false" >/dev/null 2>&1 || true
+		sql verify postgres "DROP DATABASE IF EXISTS $(sql_ident "$SCRATCH_DB")" >/dev/null 2>&1 || true' EXIT
 	db_create verify "$path" "$SCRATCH_DB" ||
 		verify_fail "cannot create the scratch database $SCRATCH_DB like the original (does the user have CREATEDB, and does the server have the archive's locale?)"
 	local props

@@ -915,3 +915,31 @@ fn verify_fails_when_the_restored_database_holds_an_extra_object() {
         "scratch database left behind"
     );
 }
+
+// Guards: the drill of a template database (ALTER DATABASE ... IS_TEMPLATE true, which the
+// scratch database takes over with the other properties) still drops its scratch database.
+#[test]
+fn verify_of_a_template_database_leaves_no_scratch_database() {
+    let _turn = drill_lock();
+    let db = create_db("vf_tmpl");
+    psql(
+        &db,
+        "CREATE TABLE t AS SELECT g AS x FROM generate_series(1, 5) g",
+    );
+    psql("postgres", &format!("ALTER DATABASE {db} IS_TEMPLATE true"));
+    let dir = tempdir();
+    let archive = backup(&db, dir.path(), &[]);
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &["verify", archive.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains(": 1 tables, 5 rows, "), "{}", r.stderr);
+    assert_eq!(scratch_dbs().trim(), "", "scratch database left behind");
+    psql(
+        "postgres",
+        &format!("ALTER DATABASE {db} IS_TEMPLATE false"),
+    );
+    psql("postgres", &format!("DROP DATABASE {db}"));
+}
