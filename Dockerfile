@@ -25,15 +25,16 @@
 ARG RUST_IMAGE=rust:1-slim-trixie
 
 # ---------------------------------------------------------------------------------------------
-# Build: the five binaries, release mode, exactly the locked dependencies.
+# Build: the bica binaries, release mode, exactly the locked dependencies.
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 
 # Dependencies first, in their own layer: a change to Bica's sources does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src bins/bica-dump bins/bica-pack bins/bica-seal bins/bica-prune bins/bica-state \
+        bins/bica-compare bins/bica-dbprops \
     && touch src/lib.rs \
-    && for b in dump pack seal prune state; do echo 'fn main() {}' > "bins/bica-$b/main.rs"; done \
+    && for b in dump pack seal prune state compare dbprops; do echo 'fn main() {}' > "bins/bica-$b/main.rs"; done \
     && cargo build --release --locked \
     && rm -rf src bins
 
@@ -45,7 +46,8 @@ RUN find src bins -name '*.rs' -exec touch {} + \
     && cargo build --release --locked \
     && mkdir -p /out \
     && cp target/release/bica-dump target/release/bica-pack target/release/bica-seal \
-          target/release/bica-prune target/release/bica-state /out/
+          target/release/bica-prune target/release/bica-state \
+          target/release/bica-compare target/release/bica-dbprops /out/
 
 # ---------------------------------------------------------------------------------------------
 # supercronic: the cron for containers (logs to stdout, reaps children, graceful stop), taken
