@@ -616,8 +616,17 @@ load_restore_config() {
 	local problems=()
 	[ -n "$DB_USER" ] || problems+=("DB_USER is not set: the user to restore as")
 	[ -z "$DB_PASSWORD_FILE" ] || [ -r "$DB_PASSWORD_FILE" ] || problems+=("DB_PASSWORD_FILE=$DB_PASSWORD_FILE cannot be read")
-	[ -z "$ENCRYPT_IDENTITY_FILE" ] || [ -r "$ENCRYPT_IDENTITY_FILE" ] ||
-		problems+=("ENCRYPT_IDENTITY_FILE=$ENCRYPT_IDENTITY_FILE cannot be read")
+	# The identity is read once, here, by whoever runs this; `-` reads it from standard input, so
+	# `docker run -i ... -e ENCRYPT_IDENTITY_FILE=- bica restore ... < key.txt` works with a key
+	# only the host user can read (the container's user never needs to open it).
+	SECRET_IDENTITY=""
+	if [ "$ENCRYPT_IDENTITY_FILE" = - ]; then
+		SECRET_IDENTITY=$(cat) || true
+		[ -n "$SECRET_IDENTITY" ] || problems+=("ENCRYPT_IDENTITY_FILE=- but standard input is empty (pass the key with < key.txt, and -i to docker run)")
+	elif [ -n "$ENCRYPT_IDENTITY_FILE" ]; then
+		SECRET_IDENTITY=$(cat -- "$ENCRYPT_IDENTITY_FILE" 2>/dev/null) ||
+			problems+=("ENCRYPT_IDENTITY_FILE=$ENCRYPT_IDENTITY_FILE cannot be read by user $(id -u); give it on standard input instead: ENCRYPT_IDENTITY_FILE=- (docker run -i ... < key.txt)")
+	fi
 	[ -z "$ENCRYPT_PASS_FILE" ] || [ -r "$ENCRYPT_PASS_FILE" ] || problems+=("ENCRYPT_PASS_FILE=$ENCRYPT_PASS_FILE cannot be read")
 	if ((${#problems[@]})); then
 		say "the configuration is invalid; nothing was done:"
@@ -695,8 +704,9 @@ open_archive() {
 	local path=$1
 	if [[ $path != *.age ]]; then
 		cat -- "$path"
-	elif [ -n "$ENCRYPT_IDENTITY_FILE" ]; then
-		bica-seal -d -i "$ENCRYPT_IDENTITY_FILE" <"$path"
+	elif [ -n "$SECRET_IDENTITY" ]; then
+		# From memory through a pipe: never a file, never argv.
+		bica-seal -d -i <(printf '%s\n' "$SECRET_IDENTITY") <"$path"
 	elif [ -n "$ENCRYPT_PASS_FILE" ]; then
 		bica-seal -d -p --passphrase-file "$ENCRYPT_PASS_FILE" <"$path"
 	elif [ -n "$SECRET_ENCRYPT_PASS" ]; then
@@ -706,6 +716,36 @@ open_archive() {
 		say "hint: set ENCRYPT_IDENTITY_FILE to the age identity (private key) file, or ENCRYPT_PASS_FILE"
 		return "$EXIT_CONFIG"
 	fi
+}
+
+# counted N THING: "1 table", "2 tables".
+counted() { if [ "$1" = 1 ]; then echo "1 $2"; else echo "$1 ${2}s"; fi; }
+
+# have_key PATH: whether PATH can be opened with the configured key (plain archives need none).
+have_key() {
+	[[ $1 != *.age ]] || [ -n "$SECRET_IDENTITY$ENCRYPT_PASS_FILE$SECRET_ENCRYPT_PASS" ]
+}
+
+# read_manifest PATH: the archive's manifest on stdout, after every checksum was checked. On a
+# failure only the stage that failed first speaks: a wrong key makes bica-pack see a cut stream
+# too, and that reaction is not news. Returns 2 when decrypting failed, 1 when the archive
+# itself does not verify.
+read_manifest() {
+	local errs statuses rc=0
+	errs=$(mktemp -d "${TMPDIR:-/tmp}/bica.XXXXXX")
+	set +e
+	open_archive "$1" 2>"$errs/open" | bica-pack --list 2>"$errs/pack"
+	statuses=("${PIPESTATUS[@]}")
+	set -e
+	if ((statuses[0] != 0)); then
+		cat -- "$errs/open" >&2
+		rc=2
+	elif ((statuses[1] != 0)); then
+		cat -- "$errs/pack" >&2
+		rc=1
+	fi
+	rm -rf -- "$errs"
+	return "$rc"
 }
 
 # manifest_field JSON KEY: a "key": "value" string field from bica-pack --list output.
@@ -880,11 +920,16 @@ cmd_restore() {
 	into=${into:-$DB_NAME}
 	[ -n "$into" ] || die "$EXIT_CONFIG" "restore: no target database: pass --into NAME or set DB_NAME"
 	local start=$SECONDS name=${path##*/}
-	say "restore: checking ${name} (decrypt, unpack, every checksum)"
-	local manifest
-	if ! manifest=$(open_archive "$path" | bica-pack --list); then
-		die "$EXIT_FAILED" "restore FAILED: $name does not verify; nothing was restored"
+	if ! have_key "$path"; then
+		say "restore FAILED: $name is encrypted and no key is configured; nothing was restored"
+		say "hint: set ENCRYPT_IDENTITY_FILE to the age identity (private key) file, or - to pass it on standard input; or ENCRYPT_PASS_FILE"
+		exit "$EXIT_CONFIG"
 	fi
+	say "restore: checking ${name} (decrypt, unpack, every checksum)"
+	local manifest rc=0
+	manifest=$(read_manifest "$path") || rc=$?
+	((rc != 2)) || die "$EXIT_FAILED" "restore FAILED: cannot decrypt $name with the configured key (above); nothing was restored"
+	((rc == 0)) || die "$EXIT_FAILED" "restore FAILED: $name does not verify (above); nothing was restored"
 	restore_client db "$manifest" || die "$EXIT_FAILED" "restore FAILED: $RESTORE_CLIENT_ERROR; nothing was restored"
 
 	local exists nonempty=0 created=false
@@ -947,7 +992,7 @@ cmd_restore() {
 	fi
 	local stats
 	stats=$(table_stats db "$into")
-	say "restore OK: $name into $into: ${stats% *} tables, ${stats#* } rows, $((SECONDS - start)) s"
+	say "restore OK: $name into $into: $(counted "${stats% *}" table), $(counted "${stats#* }" row), $((SECONDS - start)) s"
 	say "check it: psql -d $into -c '\\dt+'"
 }
 
@@ -965,10 +1010,11 @@ cmd_verify() {
 	}
 
 	# 1. Every checksum, and the manifest.
-	local manifest
-	if ! manifest=$(open_archive "$path" | bica-pack --list); then
-		verify_fail "the archive does not verify (damaged, truncated, or a wrong key; see above)"
-	fi
+	have_key "$path" || verify_fail "it is encrypted and no key is configured (set ENCRYPT_IDENTITY_FILE, or ENCRYPT_PASS_FILE)"
+	local manifest rc=0
+	manifest=$(read_manifest "$path") || rc=$?
+	((rc != 2)) || verify_fail "cannot decrypt it with the configured key (above)"
+	((rc == 0)) || verify_fail "the archive does not verify: damaged or truncated (above)"
 	# 2. The archive is what its name and our configuration say: not another database's dump,
 	#    not another run's archive renamed.
 	local made_from recorded_name

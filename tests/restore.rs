@@ -943,3 +943,88 @@ fn verify_of_a_template_database_leaves_no_scratch_database() {
     );
     psql("postgres", &format!("DROP DATABASE {db}"));
 }
+
+// Guards issue 14 (restoring with the image and a key only the host user can read): the identity
+// is read once, and `ENCRYPT_IDENTITY_FILE=-` takes it from standard input, so
+// `docker run -i ... < key.txt` restores without the container's user opening the key file.
+// Without a key, or with the wrong one, the failure is that stage's alone: the hint, or
+// bica-seal's reason, never bica-pack's reaction to a stream cut short.
+#[test]
+fn restore_key_on_standard_input_and_one_clear_error_without_it() {
+    let db = fixture_db("rs_key");
+    let dir = tempdir();
+    let keys = tempdir();
+    let key = keys.path().join("key.txt");
+    let r = run(Command::new(bin_dir().join("bica-seal"))
+        .arg("--keygen")
+        .arg(&key));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let public = r.stdout.trim().to_string();
+    let archive = backup(&db, dir.path(), &[("ENCRYPT_RECIPIENTS", &public)]);
+    let name = archive.file_name().unwrap().to_str().unwrap().to_string();
+
+    // The key on standard input.
+    let target = unique_name("rs_stdin");
+    let mut cmd = entrypoint_cmd(&db, dir.path(), &["restore", &name, "--into", &target]);
+    cmd.env("ENCRYPT_IDENTITY_FILE", "-")
+        .stdin(fs::File::open(&key).unwrap());
+    let r = run(&mut cmd);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_same_db(&db, &target);
+
+    // No key: exit 2, the reason and the hint, nothing else.
+    let target2 = unique_name("rs_nokey");
+    let r = run(&mut entrypoint_cmd(
+        &db,
+        dir.path(),
+        &["restore", &name, "--into", &target2],
+    ));
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains("restore FAILED: ")
+            && lines[0].contains("is encrypted and no key is configured"),
+        "{lines:?}"
+    );
+    assert!(lines[1].starts_with("bica: hint: "), "{lines:?}");
+    assert!(!db_exists(&target2));
+
+    // The wrong key: bica-seal's reason, then the summary; bica-pack says nothing.
+    let other = keys.path().join("other.txt");
+    assert_eq!(
+        run(Command::new(bin_dir().join("bica-seal"))
+            .arg("--keygen")
+            .arg(&other))
+        .code,
+        Some(0)
+    );
+    let mut cmd = entrypoint_cmd(&db, dir.path(), &["restore", &name, "--into", &target2]);
+    cmd.env("ENCRYPT_IDENTITY_FILE", &other);
+    let r = run(&mut cmd);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("bica-seal: cannot decrypt: no identity matches this file"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("bica-pack"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .contains("restore FAILED: cannot decrypt"),
+        "{}",
+        r.stderr
+    );
+    assert!(!db_exists(&target2));
+
+    // A key file this user cannot read says so, and how to pass it instead.
+    let mut cmd = entrypoint_cmd(&db, dir.path(), &["restore", &name, "--into", &target2]);
+    cmd.env("ENCRYPT_IDENTITY_FILE", keys.path().join("missing.txt"));
+    let r = run(&mut cmd);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("ENCRYPT_IDENTITY_FILE=-"), "{}", r.stderr);
+}

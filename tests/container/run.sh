@@ -535,6 +535,18 @@ check_g() {
 	dump_db shop_restored_g >"$WORK/g.restored.sql"
 	diff -q "$WORK/g.shop.sql" "$WORK/g.restored.sql" >/dev/null || fail "the restored database differs from the original"
 	info "shop_restored_g is identical to shop"
+	# The README's way with a key only its (host) owner can read: on standard input.
+	install -m 0600 -o 0 -g 0 "$WORK/keys/key.txt" "$WORK/g.root-key.txt"
+	mapfile -t args < <(ctr_args "$dir" shop)
+	podman run --rm -i --no-healthcheck "${args[@]}" -e ENCRYPT_IDENTITY_FILE=- "$IMAGE" \
+		restore --latest --into shop_restored_g2 <"$WORK/g.root-key.txt" >"$WORK/g.restore2.log" 2>&1 || {
+		cat "$WORK/g.restore2.log"
+		fail "restore with the key on standard input failed"
+	}
+	dump_db shop_restored_g2 >"$WORK/g.restored2.sql"
+	diff -q "$WORK/g.shop.sql" "$WORK/g.restored2.sql" >/dev/null || fail "the stdin-key restore differs from the original"
+	info "restore with a root-owned 0600 key on standard input (ENCRYPT_IDENTITY_FILE=-, UID $BICA_UID): identical"
+	args+=(-v "$WORK/keys:/keys:ro" -e ENCRYPT_IDENTITY_FILE=/keys/key.txt)
 	podman run --rm --no-healthcheck "${args[@]}" "$IMAGE" verify --latest >"$WORK/g.verify.log" 2>&1 || {
 		cat "$WORK/g.verify.log"
 		fail "entrypoint.sh verify failed in the container"
@@ -1164,6 +1176,7 @@ EOF
 	[ -n "$a" ] || fail "cannot dump app"
 	[ "$a" = "$b" ] || fail "app_restored differs from app"
 	grep -q 'COPY public.t ' <<<"$b" || fail "the restored database lacks the table"
+	grep -q 'into app_restored: 1 table, 5000 rows' "$WORK/p.restore" || fail "the restore summary miscounts: $(grep 'restore OK' "$WORK/p.restore")"
 	info "seed-shaped compose (plain DB_PASSWORD, ENCRYPT=true, ENCRYPT_PASS): $(archives backups | wc -l) archives, all .age; $(grep 'restore OK' "$WORK/p.restore" | sed 's/^bica: //')"
 	docker-compose -p "$NAME-seed" down -v >"$WORK/p.down" 2>&1 || fail "docker-compose down failed"
 	cd "$REPO"
