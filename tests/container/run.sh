@@ -507,9 +507,10 @@ check_a() {
 	for page in bica-dump bica-pack bica-seal bica-prune bica-state; do
 		podman run --rm --no-healthcheck --label "$LABEL" --entrypoint man "$IMAGE" "$page" >"$WORK/a.man" 2>&1 ||
 			fail "man $page in the image: $(head -n 3 "$WORK/a.man")"
-		# (overstruck bold, if any, is undone before looking)
-		sed 's/.\x08//g' "$WORK/a.man" | grep -q "^NAME" || fail "man $page printed no page: $(head -n 3 "$WORK/a.man")"
-		sed 's/.\x08//g' "$WORK/a.man" | grep -q "$page" || fail "man $page: not the page of $page"
+		# (bold, as overstrikes or escape sequences, is undone before looking)
+		sed -e 's/.\x08//g' -e 's/\x1b\[[0-9;]*m//g' "$WORK/a.man" >"$WORK/a.man.txt"
+		grep -q "^$page(1) " "$WORK/a.man.txt" || fail "man $page: not the page of $page: $(head -n 3 "$WORK/a.man")"
+		grep -q "SYNOPSIS" "$WORK/a.man.txt" || fail "man $page printed no page: $(head -n 5 "$WORK/a.man")"
 	done
 	info "man bica-dump, bica-pack, bica-seal, bica-prune and bica-state read in the image"
 	info "restored with the image's bica-seal -d | bica-pack -x | pg_restore: identical ($(wc -l <"$WORK/a.shop.sql") lines of pg_dump, $(psql -X -A -t -d shop_restored -c 'SELECT count(*) FROM orders') orders)"
