@@ -17,6 +17,8 @@ pub struct Facts<'a> {
     pub dir: &'a str,
     /// The configuration encrypts: a plaintext newest good archive is unhealthy (issue 9).
     pub encrypts: bool,
+    /// Archives are copied off-site (REMOTE_URL, issue 13): the copy must be good and recent too.
+    pub remote: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +56,26 @@ pub fn verdict(f: &Facts) -> Verdict {
     }
     let age = f.now - s.last_success_epoch.unwrap_or(0);
     let max = i64::from(f.max_age_hours) * 3600;
+    if f.remote {
+        if s.last_remote_result == "failed" {
+            return unhealthy(format!(
+                "the last remote copy failed: {}",
+                s.last_remote_error
+            ));
+        }
+        let remote_age = f.now - s.last_remote_success_epoch.unwrap_or(0);
+        if s.last_remote_result.is_empty() || remote_age > max {
+            let name = if s.last_remote_success_archive.is_empty() {
+                "none"
+            } else {
+                &s.last_remote_success_archive
+            };
+            return unhealthy(format!(
+                "the newest remote copy ({name}) is older than {} h",
+                f.max_age_hours
+            ));
+        }
+    }
     if age > max {
         return unhealthy(format!(
             "the newest good backup ({archive}) is {} h old, more than {} h",
@@ -90,6 +112,7 @@ mod tests {
             max_age_hours: 14,
             dir: "/mnt/backups",
             encrypts,
+            remote: false,
         })
     }
 
