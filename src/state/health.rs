@@ -174,4 +174,44 @@ mod tests {
         assert!(judge(Some(&plain), true, false).healthy);
         assert!(judge(Some(&ok_status(60)), true, true).healthy);
     }
+
+    // Guards issue 13: with off-site copies, a failed, missing or stale copy is unhealthy even
+    // when the local backup is good; exactly 14 h is still healthy.
+    #[test]
+    fn remote_copies() {
+        let judge_remote = |s: &Status| {
+            verdict(&Facts {
+                status: Some(s),
+                archive_present: true,
+                now: NOW,
+                max_age_hours: 14,
+                dir: "/mnt/backups",
+                encrypts: false,
+                remote: true,
+            })
+        };
+        let mut s = ok_status(60);
+        let v = judge_remote(&s);
+        assert_eq!(
+            v.message,
+            "unhealthy: the newest remote copy (none) is older than 14 h"
+        );
+        s.last_remote_result = "failed".into();
+        s.last_remote_error = "cannot reach 127.0.0.1:9 (connection refused)".into();
+        assert_eq!(
+            judge_remote(&s).message,
+            "unhealthy: the last remote copy failed: cannot reach 127.0.0.1:9 (connection refused)"
+        );
+        s.last_remote_result = "ok".into();
+        s.last_remote_success_archive = "bica-backup-2024-05-31_1400.tar.gz.age".into();
+        s.last_remote_success_epoch = Some(NOW - 14 * 3600);
+        assert!(judge_remote(&s).healthy, "{:?}", judge_remote(&s));
+        s.last_remote_success_epoch = Some(NOW - 14 * 3600 - 1);
+        assert_eq!(
+            judge_remote(&s).message,
+            "unhealthy: the newest remote copy (bica-backup-2024-05-31_1400.tar.gz.age) is older than 14 h"
+        );
+        // Without --remote the copy is not judged.
+        assert!(judge(Some(&s), true, false).healthy);
+    }
 }
