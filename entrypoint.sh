@@ -10,6 +10,10 @@ set -euo pipefail
 umask 077
 
 readonly EXIT_FAILED=1 EXIT_CONFIG=2 EXIT_LOCKED=3
+# The object stores' secrets in plain variables (their _FILE forms are paths, read by bica-remote).
+readonly REMOTE_SECRET_VARS=(AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AZURE_STORAGE_ACCOUNT_KEY
+	AZURE_STORAGE_SAS_TOKEN AZURE_STORAGE_SAS_KEY AZURE_CLIENT_SECRET GOOGLE_SERVICE_ACCOUNT_KEY)
+declare -A REMOTE_SECRETS=()
 
 say() { printf 'bica: %s\n' "$*" >&2; }
 die() {
@@ -28,7 +32,7 @@ Commands:
   backup [--prune]  make one archive now; --prune applies RETENTION_DAYS after a success
   prune [--dry-run] delete archives older than RETENTION_DAYS (never the newest KEEP_MIN)
   list [--json]     show the archives and what the next prune would delete
-  restore ARCHIVE|--latest [--into DB] [--clean] [--with-globals] [--no-owner]
+  restore ARCHIVE|URL|--latest [--remote] [--into DB] [--clean] [--with-globals] [--no-owner]
                     check, then restore into a new (or empty) database; all or nothing
   verify [ARCHIVE|--latest]
                     restore drill: restore into a scratch database, compare, drop it
@@ -46,6 +50,9 @@ Variables (default):
   BICA_REQUIRE_ENCRYPTION (set by run for its jobs: they refuse to write plaintext)
   CATCH_UP (true)  CRONTAB (/etc/bica/crontab.txt)  HEALTH_MAX_AGE_HOURS (14)
   METRICS_FILE ($BACKUP_DIR/bica.prom, or off)  ON_SUCCESS_CMD  ON_FAILURE_CMD  HOOK_TIMEOUT (60)
+  REMOTE_URL (s3://|gs://|az://BUCKET/PREFIX: also copy every archive there)  REMOTE_ENDPOINT
+  REMOTE_ONLY (false: true streams archives to REMOTE_URL only)  REMOTE_RETENTION_DAYS
+  (RETENTION_DAYS)  REMOTE_CATCH_UP_MAX (3)  + each service's credentials (see bica-remote(1))
   restore/verify: ENCRYPT_IDENTITY_FILE (age identity)  VERIFY_DB_HOST VERIFY_DB_PORT
   VERIFY_DB_USER VERIFY_DB_PASSWORD | VERIFY_DB_PASSWORD_FILE  VERIFY_SCHEDULE (cron, off)
 
@@ -96,12 +103,25 @@ load_config() {
 	ENCRYPT_PASS_FILE=${ENCRYPT_PASS_FILE:-}
 	DB_PASSWORD_FILE=${DB_PASSWORD_FILE:-}
 	PACK_LEVEL=${PACK_LEVEL:-}
+	REMOTE_URL=${REMOTE_URL:-}
+	REMOTE_ONLY=${REMOTE_ONLY:-false}
+	REMOTE_RETENTION_GIVEN=${REMOTE_RETENTION_DAYS:+yes}
+	REMOTE_RETENTION_DAYS=${REMOTE_RETENTION_DAYS:-$RETENTION_DAYS}
+	REMOTE_CATCH_UP_MAX=${REMOTE_CATCH_UP_MAX:-3}
 
 	# Secrets stay in shell variables and reach only the one child that needs them, through
 	# its environment: never argv, never every child.
 	SECRET_DB_PASSWORD=${DB_PASSWORD:-}
 	SECRET_ENCRYPT_PASS=${ENCRYPT_PASS:-}
 	unset DB_PASSWORD ENCRYPT_PASS
+	# The object stores' secrets likewise reach only bica-remote (see run_remote).
+	local v
+	for v in "${REMOTE_SECRET_VARS[@]}"; do
+		if [ -n "${!v:-}" ]; then
+			REMOTE_SECRETS[$v]=${!v}
+			unset "$v"
+		fi
+	done
 
 	local problems=()
 	check_storage_config
@@ -154,6 +174,7 @@ check_storage_config() {
 		problems+=("KEEP_MIN='$KEEP_MIN' is not a whole number, 1 or more")
 	[[ $HEALTH_MAX_AGE_HOURS =~ ^[0-9]+$ ]] && ((10#$HEALTH_MAX_AGE_HOURS >= 1)) ||
 		problems+=("HEALTH_MAX_AGE_HOURS='$HEALTH_MAX_AGE_HOURS' is not a whole number of hours, 1 or more")
+	check_remote_config
 	[[ $BACKUP_PREFIX =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]] ||
 		problems+=("BACKUP_PREFIX='$BACKUP_PREFIX' may hold only letters, digits, '.', '_' and '-', and not start with '.' or '-'")
 	if [ ! -d "$BACKUP_DIR" ]; then
@@ -162,6 +183,26 @@ check_storage_config() {
 		problems+=("BACKUP_DIR=$BACKUP_DIR is not writable by user $(id -u)")
 	fi
 }
+
+# check_remote_config: the off-site copy's settings (bica-remote checks the URL and the
+# credentials itself, at its first request); appends to problems.
+check_remote_config() {
+	is_bool "$REMOTE_ONLY" || problems+=("REMOTE_ONLY='$REMOTE_ONLY' is not true or false")
+	if is_true "$REMOTE_ONLY" && [ -z "$REMOTE_URL" ]; then
+		problems+=("REMOTE_ONLY=$REMOTE_ONLY but REMOTE_URL is not set: where should the archives go?")
+	fi
+	[[ $REMOTE_URL =~ ^$|^(s3|gs|az)://[A-Za-z0-9._-]+(/.*)?$ ]] ||
+		problems+=("REMOTE_URL='$REMOTE_URL' is not s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX")
+	# Checked only when given: by default it is RETENTION_DAYS, which is checked already.
+	[ -z "$REMOTE_RETENTION_GIVEN" ] ||
+		{ [[ $REMOTE_RETENTION_DAYS =~ ^[0-9]{1,9}$ ]] && ((10#$REMOTE_RETENTION_DAYS >= 1 && 10#$REMOTE_RETENTION_DAYS <= 36500)); } ||
+		problems+=("REMOTE_RETENTION_DAYS='$REMOTE_RETENTION_DAYS' is not a whole number of days from 1 to 36500")
+	[[ $REMOTE_CATCH_UP_MAX =~ ^[0-9]{1,4}$ ]] ||
+		problems+=("REMOTE_CATCH_UP_MAX='$REMOTE_CATCH_UP_MAX' is not a whole number")
+}
+
+remote_enabled() { [ -n "$REMOTE_URL" ]; }
+remote_only() { remote_enabled && is_true "$REMOTE_ONLY"; }
 
 # check_backup_config: the database, the schedule and the encryption; appends to problems.
 check_backup_config() {
@@ -259,7 +300,8 @@ print_config() {
 		encryption "$enc" \
 		globals "$DB_GLOBALS" \
 		catch-up "$CATCH_UP" \
-		crontab "$CRONTAB" >&2
+		crontab "$CRONTAB" \
+		remote "$(remote_summary)" >&2
 }
 
 # probe_server: at start-up, ask the server its version once and say which pg_dump will dump
@@ -288,6 +330,16 @@ dump_failure() {
 	printf '%s%s\n' "${err#bica-dump: }" "${hint:+; $hint}"
 }
 
+remote_summary() {
+	if ! remote_enabled; then
+		echo "none (set REMOTE_URL for off-site copies)"
+	elif remote_only; then
+		echo "$REMOTE_URL${REMOTE_ENDPOINT:+ via $REMOTE_ENDPOINT}, ONLY there (REMOTE_ONLY), retention $REMOTE_RETENTION_DAYS days"
+	else
+		echo "$REMOTE_URL${REMOTE_ENDPOINT:+ via $REMOTE_ENDPOINT}, after each local archive, retention $REMOTE_RETENTION_DAYS days"
+	fi
+}
+
 archive_ext() {
 	if [ "$ENCRYPT_MODE" = none ]; then echo .tar.gz; else echo .tar.gz.age; fi
 }
@@ -304,7 +356,7 @@ archives() { bica-state list --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --nam
 sweep_partials() {
 	local f
 	for f in "$BACKUP_DIR"/."$BACKUP_PREFIX"-*.partial; do
-		[ -f "$f" ] || continue
+		[ -f "$f" ] || [ -p "$f" ] || continue
 		say "removing ${f##*/}, left by an interrupted run"
 		rm -f -- "$f"
 	done
@@ -395,6 +447,17 @@ cmd_backup() {
 	load_config
 	take_lock
 	sweep_partials
+	REMOTE_NAMES=""
+	if remote_only; then
+		# The archive goes straight to REMOTE_URL: the name must be free there, and the
+		# service must answer before a byte is dumped.
+		remote_prepare || {
+			say "backup FAILED: $REMOTE_FAILURE; nothing was published"
+			record_backup failed "" 0 0 "$REMOTE_FAILURE"
+			record_remote failed "" "" "$REMOTE_FAILURE"
+			exit "$EXIT_FAILED"
+		}
+	fi
 	name_archive
 	trap 'rm -rf -- "$TMP_ARCHIVE" "$TMP_GLOBALS" "$TMP_ERRDIR"' EXIT
 	trap 'say "backup FAILED: interrupted by a signal; nothing was published, older archives are untouched"; exit 143' TERM INT HUP
@@ -405,6 +468,13 @@ cmd_backup() {
 	PACK_ARGS=(--meta "source=$DB_HOST:$DB_PORT/$DB_NAME" --meta "archive=$NAME")
 	[ -z "$PACK_LEVEL" ] || PACK_ARGS+=(--level "$PACK_LEVEL")
 	if is_true "$DB_GLOBALS"; then dump_globals; fi
+	if [ -z "$FAILURE" ] && remote_only; then
+		remote_only_pipeline
+		[ -n "$FAILURE" ] || {
+			remote_only_done "$start" "$prune"
+			return 0
+		}
+	fi
 	[ -n "$FAILURE" ] || run_pipeline
 	[ -n "$FAILURE" ] || publish
 
@@ -412,6 +482,7 @@ cmd_backup() {
 	if [ -n "$FAILURE" ]; then
 		say "backup FAILED after ${seconds} s: $FAILURE; nothing was published, older archives are untouched"
 		record_backup failed "" 0 "$seconds" "$FAILURE"
+		! remote_only || record_remote failed "" "" "$FAILURE"
 		exit "$EXIT_FAILED"
 	fi
 	bytes=$(stat -c %s -- "$BACKUP_DIR/$NAME")
@@ -419,9 +490,57 @@ cmd_backup() {
 	client=$(sed -n 's/^bica-dump: note: PostgreSQL \([^ ]*\) server: pg_dump \([^ ]*\) .*/pg_dump \2, PostgreSQL \1 server/p' "$TMP_ERRDIR/0" | tail -n 1)
 	say "backup OK: $BACKUP_DIR/$NAME, $bytes bytes, ${seconds} s${client:+ ($client)}"
 	record_backup ok "$NAME" "$bytes" "$seconds" ""
+	local remote_ok=true
+	if remote_enabled; then
+		remote_publish "$NAME" || remote_ok=false
+	fi
 	if $prune; then
 		run_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
 			die "$EXIT_FAILED" "the backup succeeded but the prune failed (see above)"
+		# Remote retention only after a good upload, like the local one after a good backup.
+		if remote_enabled && $remote_ok; then
+			remote_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
+				die "$EXIT_FAILED" "the backup succeeded but the remote prune failed (see above)"
+		fi
+	fi
+	$remote_ok || exit "$EXIT_FAILED"
+}
+
+# remote_only_pipeline: the pipeline writes into a FIFO (in BACKUP_DIR, which holds no archive
+# then) that bica-remote streams into a multipart upload, 8 MiB at a time. The archive exists
+# nowhere whole until the service completes the upload, which bica-remote does only once every
+# stage has exited 0 and this script has written "commit". Sets FAILURE.
+remote_only_pipeline() {
+	mkfifo -m 600 -- "$TMP_ARCHIVE"
+	run_remote put "$NAME" --commit-file "$TMP_ERRDIR/commit" <"$TMP_ARCHIVE" \
+		>"$TMP_ERRDIR/sum" 2>"$TMP_ERRDIR/3" &
+	local remote_pid=$! remote_status=0 verdict=abort
+	run_pipeline
+	[ -n "$FAILURE" ] || verdict=commit
+	echo "$verdict" >"$TMP_ERRDIR/commit.tmp" && mv -f -- "$TMP_ERRDIR/commit.tmp" "$TMP_ERRDIR/commit"
+	wait "$remote_pid" || remote_status=$?
+	[ ! -s "$TMP_ERRDIR/3" ] || cat "$TMP_ERRDIR/3" >&2
+	if ((remote_status != 0)); then
+		# bica-remote's own reason, unless a stage failed for its own (then bica-remote only
+		# aborted, as told).
+		if [ -z "$FAILURE" ] || grep -q -i -E 'broken pipe|stopped early|SIGPIPE' <<<"$FAILURE"; then
+			FAILURE=$(first_error "$TMP_ERRDIR/3")
+			FAILURE=${FAILURE:-bica-remote: exited with status $remote_status}
+		fi
+	fi
+}
+
+# remote_only_done START PRUNE: records the published remote-only archive, then the retention.
+remote_only_done() {
+	local seconds=$((SECONDS - $1)) sum bytes
+	sum=$(cut -d' ' -f1 <"$TMP_ERRDIR/sum")
+	bytes=$(run_remote ls 2>/dev/null | awk -F '\t' -v n="$NAME" '$1 == n { print $2 }')
+	say "backup OK: $(remote_url_of "$NAME"), ${bytes:-?} bytes, sha256 $sum, ${seconds} s (remote only)"
+	record_backup ok "$NAME" "${bytes:-0}" "$seconds" ""
+	record_remote ok "$NAME" "$sum" ""
+	if $2; then
+		remote_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
+			die "$EXIT_FAILED" "the backup succeeded but the remote prune failed (see above)"
 	fi
 }
 
@@ -431,7 +550,8 @@ name_archive() {
 	local stamp base n=1
 	stamp=$(date -u -d "@$RUN_EPOCH" +%Y-%m-%d_%H%M)
 	base="$BACKUP_PREFIX-$stamp"
-	while [ -e "$BACKUP_DIR/$base.tar.gz" ] || [ -e "$BACKUP_DIR/$base.tar.gz.age" ]; do
+	while [ -e "$BACKUP_DIR/$base.tar.gz" ] || [ -e "$BACKUP_DIR/$base.tar.gz.age" ] ||
+		grep -q -x -F -e "$base.tar.gz" -e "$base.tar.gz.age" <<<"${REMOTE_NAMES:-}"; do
 		n=$((n + 1))
 		base="$BACKUP_PREFIX-$stamp-$n"
 	done
@@ -531,6 +651,107 @@ publish() {
 	fi
 }
 
+# ---------------------------------------------------------------------------------------------
+# The off-site copy (bica-remote): REMOTE_URL, after the local publish or instead of it
+
+remote_url_of() { printf '%s/%s' "${REMOTE_URL%/}" "$1"; }
+
+# run_remote ARGS: bica-remote with the object store's secrets in its environment only, exported
+# in a subshell that then execs (never argv, never the other children).
+run_remote() {
+	(
+		local v
+		for v in "${!REMOTE_SECRETS[@]}"; do
+			export "$v=${REMOTE_SECRETS[$v]}"
+		done
+		exec bica-remote "$@"
+	)
+}
+
+# remote_archives: our archive names at REMOTE_URL, oldest first (the order of `archives`).
+remote_archives() {
+	local re="^${BACKUP_PREFIX//./\\.}-([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{4})(-([0-9]+))?\\.tar\\.gz(\\.age)?$"
+	local name rest
+	run_remote ls | while IFS=$'\t' read -r name rest; do
+		if [[ $name =~ $re ]]; then
+			printf '%s %s %s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[3]:-1}" "$name"
+		fi
+	done | sort -k1,1 -k2,2n | cut -d' ' -f3-
+}
+
+# remote_prepare: aborts the uploads a killed run left (clean) and lists what is there into
+# REMOTE_NAMES; on failure sets REMOTE_FAILURE to bica-remote's one line.
+remote_prepare() {
+	local err out
+	err=$(mktemp "${TMPDIR:-/tmp}/bica-remote.XXXXXX")
+	if ! run_remote clean >/dev/null 2>"$err" || ! out=$(run_remote ls 2>"$err"); then
+		cat "$err" >&2
+		REMOTE_FAILURE=$(grep -E '^bica-remote: ' "$err" | tail -n 1)
+		REMOTE_FAILURE=${REMOTE_FAILURE:-bica-remote failed}
+		rm -f -- "$err"
+		return 1
+	fi
+	rm -f -- "$err"
+	REMOTE_NAMES=$(cut -f1 <<<"$out")
+}
+
+# remote_publish NAME: copies the new archive to REMOTE_URL, then the archives that exist here
+# but not there (newest first, at most REMOTE_CATCH_UP_MAX); records the result. A failure is
+# loud (summary line, status, metrics, hook, health) and never touches the local archives.
+remote_publish() {
+	local name=$1 start=$SECONDS out err="$TMP_ERRDIR/remote"
+	if ! remote_prepare; then
+		remote_failed "$name" "$REMOTE_FAILURE" "$start"
+		return 1
+	fi
+	if ! out=$(run_remote put "$name" "$BACKUP_DIR/$name" 2>"$err"); then
+		cat "$err" >&2
+		remote_failed "$name" "$(grep -E '^bica-remote: ' "$err" | tail -n 1)" "$start"
+		return 1
+	fi
+	local sum=${out%% *}
+	say "remote copy OK: $(remote_url_of "$name"), sha256 $sum (the local archive's), $((SECONDS - start)) s"
+	record_remote ok "$name" "$sum" ""
+	# Catch up: what earlier runs could not copy, newest first, bounded per run.
+	local missing=() m copied=0
+	mapfile -t missing < <(archives | tac | grep -v -x -F -e "$name" -e "${REMOTE_NAMES:-}" || true)
+	for m in "${missing[@]}"; do
+		[ -n "$m" ] || continue
+		((copied < 10#$REMOTE_CATCH_UP_MAX)) || {
+			say "remote catch-up: more archives are missing at $REMOTE_URL; the next runs copy them ($REMOTE_CATCH_UP_MAX per run)"
+			break
+		}
+		if out=$(run_remote put "$m" "$BACKUP_DIR/$m" 2>"$err"); then
+			say "remote catch-up: copied $m, sha256 ${out%% *}"
+			copied=$((copied + 1))
+		else
+			cat "$err" >&2
+			remote_failed "$m" "$(grep -E '^bica-remote: ' "$err" | tail -n 1)" "$start"
+			return 1
+		fi
+	done
+}
+
+remote_failed() {
+	local name=$1 why=${2:-bica-remote failed} start=$3
+	say "remote copy FAILED after $((SECONDS - start)) s: ${why#bica-remote: }; the local archive $name is intact; the next run copies what is missing"
+	record_remote failed "$name" "" "$why"
+	notify remote failed "$name" 0 "$((SECONDS - start))" "$why"
+}
+
+# remote_prune ARGS: bica-prune's retention at REMOTE_URL (REMOTE_RETENTION_DAYS, KEEP_MIN).
+remote_prune() {
+	run_remote prune --prefix "$BACKUP_PREFIX" --keep-days "$REMOTE_RETENTION_DAYS" \
+		--keep-min "$KEEP_MIN" "$@"
+}
+
+# record_remote RESULT ARCHIVE SHA256 ERROR: bica-state records the copy (status, metrics).
+record_remote() {
+	bica-state record remote --dir "$BACKUP_DIR" --metrics-file "${METRICS_FILE:-}" --result "$1" \
+		--started "${RUN_EPOCH:-$(date -u +%s)}" --archive "$2" --sha256 "$3" --error "$4" ||
+		say "warning: the remote outcome could not be recorded in $BACKUP_DIR"
+}
+
 # archive_is_configured_kind FILE: FILE starts as what this run was configured to produce: an
 # age file when encrypting, a gzip stream otherwise. The last check before publishing.
 archive_is_configured_kind() {
@@ -578,7 +799,51 @@ cmd_list() {
 	echo
 	echo "What a prune would do now (RETENTION_DAYS=$RETENTION_DAYS, KEEP_MIN=$KEEP_MIN):"
 	run_prune --dry-run
+	remote_enabled || return 0
+	list_remote
 }
+
+# list_remote: the local and the remote copies side by side, each with its SHA-256, then what a
+# remote prune would do.
+list_remote() {
+	echo
+	echo "Copies here and at $REMOTE_URL:"
+	local listing name sum
+	if ! listing=$(run_remote ls); then
+		echo "  (cannot list $REMOTE_URL: see above)"
+		return 1
+	fi
+	declare -A rsum=()
+	while IFS=$'\t' read -r name _ sum _; do
+		[ -n "$name" ] && rsum[$name]=$sum
+	done <<<"$listing"
+	printf '%-48s %-64s  %-64s  %s\n' ARCHIVE "LOCAL SHA-256" "REMOTE SHA-256" STATE
+	local all state lsum
+	all=$({
+		archives
+		remote_archives
+	} | sort -u)
+	while IFS= read -r name; do
+		[ -n "$name" ] || continue
+		lsum=-
+		[ -f "$BACKUP_DIR/$name" ] && lsum=$(sha256sum -- "$BACKUP_DIR/$name" | cut -d' ' -f1)
+		sum=${rsum[$name]:--}
+		if [ "$lsum" = - ]; then
+			state="remote only"
+		elif [ "$sum" = - ]; then
+			state="NOT COPIED (the next backup copies it)"
+		elif [ "$sum" = "$lsum" ]; then
+			state=same
+		else
+			state="DIFFERENT (!)"
+		fi
+		printf '%-48s %-64s  %-64s  %s\n' "$name" "$lsum" "$sum" "$state"
+	done <<<"$all"
+	echo
+	echo "What a remote prune would do now (REMOTE_RETENTION_DAYS=$REMOTE_RETENTION_DAYS, KEEP_MIN=$KEEP_MIN):"
+	remote_prune --dry-run
+}
+
 
 cmd_check() {
 	load_config
@@ -592,6 +857,8 @@ cmd_healthcheck() {
 	load_config storage
 	local args=()
 	! config_encrypts || args+=(--encrypted)
+	! remote_enabled || args+=(--remote)
+	! remote_only || args+=(--remote-only)
 	exec bica-state health --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" \
 		--max-age-hours "$((10#$HEALTH_MAX_AGE_HOURS))" "${args[@]}"
 }
@@ -679,11 +946,21 @@ sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
 # sql_ident TEXT: TEXT as a SQL identifier.
 sql_ident() { printf '"%s"' "${1//\"/\"\"}"; }
 
-# resolve_archive NAME|--latest: prints the path of the archive.
+# resolve_archive NAME|URL|--latest: prints the path of the archive, or its URL when it is at
+# REMOTE_URL (an s3://, gs:// or az:// argument, or --latest with --remote or REMOTE_ONLY).
 resolve_archive() {
 	local arg=${1:-}
 	if [ -z "$arg" ]; then
 		die "$EXIT_CONFIG" "name an archive, or pass --latest"
+	elif [[ $arg =~ ^(s3|gs|az):// ]]; then
+		printf '%s\n' "$arg"
+	elif [ "$arg" = --latest ] && { [ -n "${RESTORE_REMOTE:-}" ] || remote_only; }; then
+		remote_enabled || die "$EXIT_CONFIG" "--remote: REMOTE_URL is not set"
+		local newest
+		newest=$(remote_archives | tail -n 1) || die "$EXIT_FAILED" "cannot list $REMOTE_URL (above)"
+		[ -n "$newest" ] || die "$EXIT_FAILED" "no archive at $REMOTE_URL"
+		remote_url_of "$newest"
+		echo
 	elif [ "$arg" = --latest ]; then
 		local newest
 		newest=$(archives | tail -n 1)
@@ -698,19 +975,30 @@ resolve_archive() {
 	fi
 }
 
+# archive_bytes PATH|URL: the archive's bytes on stdout; from object storage through bica-remote
+# get, which checks the size and SHA-256 as it streams (and fails, failing the pipe, if not).
+archive_bytes() {
+	if [[ $1 =~ ^(s3|gs|az):// ]]; then
+		run_remote --url "${1%/*}" get "${1##*/}"
+	else
+		cat -- "$1"
+	fi
+}
+
+
 # open_archive PATH: the archive's plain .tar.gz bytes on stdout, decrypting .age files with
 # ENCRYPT_IDENTITY_FILE or the passphrase.
 open_archive() {
 	local path=$1
 	if [[ $path != *.age ]]; then
-		cat -- "$path"
+		archive_bytes "$path"
 	elif [ -n "$SECRET_IDENTITY" ]; then
 		# From memory through a pipe: never a file, never argv.
-		bica-seal -d -i <(printf '%s\n' "$SECRET_IDENTITY") <"$path"
+		archive_bytes "$path" | bica-seal -d -i <(printf '%s\n' "$SECRET_IDENTITY")
 	elif [ -n "$ENCRYPT_PASS_FILE" ]; then
-		bica-seal -d -p --passphrase-file "$ENCRYPT_PASS_FILE" <"$path"
+		archive_bytes "$path" | bica-seal -d -p --passphrase-file "$ENCRYPT_PASS_FILE"
 	elif [ -n "$SECRET_ENCRYPT_PASS" ]; then
-		BICA_PASSPHRASE="$SECRET_ENCRYPT_PASS" bica-seal -d -p <"$path"
+		archive_bytes "$path" | BICA_PASSPHRASE="$SECRET_ENCRYPT_PASS" bica-seal -d -p
 	else
 		say "${path##*/} is encrypted and no key is configured"
 		say "hint: set ENCRYPT_IDENTITY_FILE to the age identity (private key) file, or ENCRYPT_PASS_FILE"
@@ -909,6 +1197,7 @@ cmd_restore() {
 		--with-globals) globals=true ;;
 		--no-owner) owner=false ;;
 		--latest) archive_arg=--latest ;;
+		--remote) RESTORE_REMOTE=true ;;
 		-*) die "$EXIT_CONFIG" "restore: unknown option '$1'" ;;
 		*) archive_arg=$1 ;;
 		esac
@@ -928,7 +1217,7 @@ cmd_restore() {
 	say "restore: checking ${name} (decrypt, unpack, every checksum)"
 	local manifest rc=0
 	manifest=$(read_manifest "$path") || rc=$?
-	((rc != 2)) || die "$EXIT_FAILED" "restore FAILED: cannot decrypt $name with the configured key (above); nothing was restored"
+	((rc != 2)) || die "$EXIT_FAILED" "restore FAILED: cannot fetch or decrypt $name with the configured key (above); nothing was restored"
 	((rc == 0)) || die "$EXIT_FAILED" "restore FAILED: $name does not verify (above); nothing was restored"
 	restore_client db "$manifest" || die "$EXIT_FAILED" "restore FAILED: $RESTORE_CLIENT_ERROR; nothing was restored"
 
@@ -1013,7 +1302,7 @@ cmd_verify() {
 	have_key "$path" || verify_fail "it is encrypted and no key is configured (set ENCRYPT_IDENTITY_FILE, or ENCRYPT_PASS_FILE)"
 	local manifest rc=0
 	manifest=$(read_manifest "$path") || rc=$?
-	((rc != 2)) || verify_fail "cannot decrypt it with the configured key (above)"
+	((rc != 2)) || verify_fail "cannot fetch or decrypt it with the configured key (above)"
 	((rc == 0)) || verify_fail "the archive does not verify: damaged or truncated (above)"
 	# 2. The archive is what its name and our configuration say: not another database's dump,
 	#    not another run's archive renamed.
@@ -1100,6 +1389,10 @@ export_for_jobs() {
 	[ -z "$SECRET_DB_PASSWORD" ] || export DB_PASSWORD="$SECRET_DB_PASSWORD"
 	[ -z "$SECRET_ENCRYPT_PASS" ] || export ENCRYPT_PASS="$SECRET_ENCRYPT_PASS"
 	[ "$ENCRYPT_MODE" = none ] || export BICA_REQUIRE_ENCRYPTION=$ENCRYPT_MODE
+	local v
+	for v in "${!REMOTE_SECRETS[@]}"; do
+		export "$v=${REMOTE_SECRETS[$v]}"
+	done
 }
 
 cmd_run() {
@@ -1117,6 +1410,16 @@ cmd_run() {
 		say "note: under podman the image has its HEALTHCHECK only when built with 'podman build --format docker' (the default OCI format drops it)"
 	fi
 	[ -r "$CRONTAB" ] || die "$EXIT_CONFIG" "the crontab $CRONTAB cannot be read"
+	if remote_enabled; then
+		# Say at start, not at 03:00, when the object store refuses us; the runs still retry
+		# (a network that is down now may be up by then).
+		local remote_err
+		if remote_err=$(run_remote ls 2>&1 >/dev/null); then
+			say "remote: $REMOTE_URL answers"
+		else
+			say "warning: $REMOTE_URL does not answer now; every run will retry the copy: ${remote_err//$'\n'/ }"
+		fi
+	fi
 	(
 		take_lock
 		sweep_partials

@@ -14,6 +14,7 @@ pub mod dump;
 pub mod io;
 pub mod pack;
 pub mod prune;
+pub mod remote;
 pub mod seal;
 pub mod sqltext;
 pub mod state;

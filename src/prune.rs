@@ -229,8 +229,9 @@ fn scan(dir: &Path, prefix: &str) -> Result<Vec<Archive>> {
     Ok(found)
 }
 
-/// Refuses a prefix that is not a plain name, or a directory that is not one (usage errors).
-pub fn check_dir_and_prefix(dir: &Path, prefix: &str) -> Result<()> {
+/// Whether a prefix is a plain name (what BACKUP_PREFIX may be): letters, digits, '.', '_' and
+/// '-', not starting with '.' or '-'.
+pub fn check_prefix(prefix: &str) -> Result<()> {
     let prefix_ok = !prefix.is_empty()
         && !prefix.starts_with(['.', '-'])
         && prefix
@@ -243,6 +244,12 @@ pub fn check_dir_and_prefix(dir: &Path, prefix: &str) -> Result<()> {
         .code(EXIT_USAGE)
         .into());
     }
+    Ok(())
+}
+
+/// Refuses a prefix that is not a plain name, or a directory that is not one (usage errors).
+pub fn check_dir_and_prefix(dir: &Path, prefix: &str) -> Result<()> {
+    check_prefix(prefix)?;
     if !dir.is_dir() {
         return Err(Fail::new(format!("{} is not a directory", dir.display()))
             .code(EXIT_USAGE)
@@ -251,76 +258,121 @@ pub fn check_dir_and_prefix(dir: &Path, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn run(cli: Cli) -> Result<()> {
-    check_dir_and_prefix(&cli.dir, &cli.prefix)?;
-    let now = cli.now.unwrap_or_else(Utc::now).naive_utc();
-    let archives = scan(&cli.dir, &cli.prefix)?;
-    let decisions = decide(archives, now, cli.keep_days, cli.keep_min);
-    let verb = if cli.dry_run {
+/// A retention policy: what `decide` needs, and whether to delete or only say so.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub prefix: String,
+    pub keep_days: u32,
+    pub keep_min: u32,
+    pub now: NaiveDateTime,
+    pub dry_run: bool,
+}
+
+/// What one pass of retention did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub deleted: usize,
+    pub kept: usize,
+    pub failed: usize,
+}
+
+/// Retention, wherever the archives are: keeps only the names that match the exact pattern
+/// (everything else is never touched), decides with [`decide`], calls `delete` for each
+/// archive to delete (unless `dry_run`), prints one line per decision and a summary line
+/// starting with `tool: `. bica-prune (a directory) and bica-remote (object storage) both call
+/// this, so their decisions cannot differ.
+pub fn apply(
+    tool: &str,
+    names: impl IntoIterator<Item = String>,
+    policy: &Policy,
+    mut delete: impl FnMut(&str) -> Result<()>,
+) -> Outcome {
+    let archives = names
+        .into_iter()
+        .filter_map(|n| parse_name(&policy.prefix, &n))
+        .collect();
+    let now = policy.now;
+    let decisions = decide(archives, now, policy.keep_days, policy.keep_min);
+    let verb = if policy.dry_run {
         "would delete"
     } else {
         "deleted"
     };
-    let mut failed = 0;
-    let mut deleted = 0;
-    let mut kept = 0;
+    let mut out = Outcome::default();
     for (a, d) in &decisions {
         match d {
             Decision::Delete { age } => {
-                if !cli.dry_run {
-                    if let Err(e) = std::fs::remove_file(cli.dir.join(&a.name)) {
-                        eprintln!("bica-prune: cannot delete {}: {e}", a.name);
-                        failed += 1;
+                if !policy.dry_run {
+                    if let Err(e) = delete(&a.name) {
+                        eprintln!("{tool}: cannot delete {}: {e:#}", a.name);
+                        out.failed += 1;
                         continue;
                     }
                 }
-                deleted += 1;
+                out.deleted += 1;
                 println!(
                     "{verb} {}: {}, more than {} days",
                     a.name,
                     fmt_age(*age),
-                    cli.keep_days
+                    policy.keep_days
                 );
             }
             Decision::KeepNewest { age } => {
-                kept += 1;
+                out.kept += 1;
                 println!(
                     "kept {}: {}, one of the newest {}",
                     a.name,
                     fmt_age(*age),
-                    cli.keep_min
+                    policy.keep_min
                 );
             }
             Decision::KeepYoung { age } => {
-                kept += 1;
+                out.kept += 1;
                 println!(
                     "kept {}: {}, within {} days",
                     a.name,
                     fmt_age(*age),
-                    cli.keep_days
+                    policy.keep_days
                 );
             }
             Decision::KeepFuture => {
-                kept += 1;
+                out.kept += 1;
                 println!("kept {}: its time is after now ({now} UTC)", a.name);
             }
         }
     }
-    if !cli.dry_run && deleted > 0 {
+    println!(
+        "{tool}: {verb} {}, kept {} (older than {} days from {} UTC; the newest {} always kept)",
+        out.deleted,
+        out.kept,
+        policy.keep_days,
+        now.format("%Y-%m-%d %H:%M"),
+        policy.keep_min
+    );
+    out
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    check_dir_and_prefix(&cli.dir, &cli.prefix)?;
+    let policy = Policy {
+        prefix: cli.prefix.clone(),
+        keep_days: cli.keep_days,
+        keep_min: cli.keep_min,
+        now: cli.now.unwrap_or_else(Utc::now).naive_utc(),
+        dry_run: cli.dry_run,
+    };
+    let names = scan(&cli.dir, &cli.prefix)?.into_iter().map(|a| a.name);
+    let out = apply("bica-prune", names, &policy, |name| {
+        std::fs::remove_file(cli.dir.join(name)).map_err(Into::into)
+    });
+    if !cli.dry_run && out.deleted > 0 {
         // Make the deletions durable, like the publication of an archive.
         if let Ok(d) = std::fs::File::open(&cli.dir) {
             let _ = d.sync_all();
         }
     }
-    println!(
-        "bica-prune: {} {deleted}, kept {kept} (older than {} days from {} UTC; the newest {} always kept)",
-        verb,
-        cli.keep_days,
-        now.format("%Y-%m-%d %H:%M"),
-        cli.keep_min
-    );
-    if failed > 0 {
-        anyhow::bail!("{failed} archive(s) could not be deleted");
+    if out.failed > 0 {
+        anyhow::bail!("{} archive(s) could not be deleted", out.failed);
     }
     Ok(())
 }

@@ -143,4 +143,9 @@ fn man_pages_are_current() {
         bica::dbprops::Cli::command(),
         &bica::dbprops::DOC,
     );
+    check(
+        "bica-remote",
+        bica::remote::Cli::command(),
+        &bica::remote::DOC,
+    );
 }

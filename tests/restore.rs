@@ -1015,7 +1015,7 @@ fn restore_key_on_standard_input_and_one_clear_error_without_it() {
             .lines()
             .last()
             .unwrap()
-            .contains("restore FAILED: cannot decrypt"),
+            .contains("restore FAILED: cannot fetch or decrypt"),
         "{}",
         r.stderr
     );

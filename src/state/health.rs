@@ -17,6 +17,8 @@ pub struct Facts<'a> {
     pub dir: &'a str,
     /// The configuration encrypts: a plaintext newest good archive is unhealthy (issue 9).
     pub encrypts: bool,
+    /// Archives are copied off-site (REMOTE_URL, issue 13): the copy must be good and recent too.
+    pub remote: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +56,26 @@ pub fn verdict(f: &Facts) -> Verdict {
     }
     let age = f.now - s.last_success_epoch.unwrap_or(0);
     let max = i64::from(f.max_age_hours) * 3600;
+    if f.remote {
+        if s.last_remote_result == "failed" {
+            return unhealthy(format!(
+                "the last remote copy failed: {}",
+                s.last_remote_error
+            ));
+        }
+        let remote_age = f.now - s.last_remote_success_epoch.unwrap_or(0);
+        if s.last_remote_result.is_empty() || remote_age > max {
+            let name = if s.last_remote_success_archive.is_empty() {
+                "none"
+            } else {
+                &s.last_remote_success_archive
+            };
+            return unhealthy(format!(
+                "the newest remote copy ({name}) is older than {} h",
+                f.max_age_hours
+            ));
+        }
+    }
     if age > max {
         return unhealthy(format!(
             "the newest good backup ({archive}) is {} h old, more than {} h",
@@ -90,6 +112,7 @@ mod tests {
             max_age_hours: 14,
             dir: "/mnt/backups",
             encrypts,
+            remote: false,
         })
     }
 
@@ -150,5 +173,45 @@ mod tests {
         );
         assert!(judge(Some(&plain), true, false).healthy);
         assert!(judge(Some(&ok_status(60)), true, true).healthy);
+    }
+
+    // Guards issue 13: with off-site copies, a failed, missing or stale copy is unhealthy even
+    // when the local backup is good; exactly 14 h is still healthy.
+    #[test]
+    fn remote_copies() {
+        let judge_remote = |s: &Status| {
+            verdict(&Facts {
+                status: Some(s),
+                archive_present: true,
+                now: NOW,
+                max_age_hours: 14,
+                dir: "/mnt/backups",
+                encrypts: false,
+                remote: true,
+            })
+        };
+        let mut s = ok_status(60);
+        let v = judge_remote(&s);
+        assert_eq!(
+            v.message,
+            "unhealthy: the newest remote copy (none) is older than 14 h"
+        );
+        s.last_remote_result = "failed".into();
+        s.last_remote_error = "cannot reach 127.0.0.1:9 (connection refused)".into();
+        assert_eq!(
+            judge_remote(&s).message,
+            "unhealthy: the last remote copy failed: cannot reach 127.0.0.1:9 (connection refused)"
+        );
+        s.last_remote_result = "ok".into();
+        s.last_remote_success_archive = "bica-backup-2024-05-31_1400.tar.gz.age".into();
+        s.last_remote_success_epoch = Some(NOW - 14 * 3600);
+        assert!(judge_remote(&s).healthy, "{:?}", judge_remote(&s));
+        s.last_remote_success_epoch = Some(NOW - 14 * 3600 - 1);
+        assert_eq!(
+            judge_remote(&s).message,
+            "unhealthy: the newest remote copy (bica-backup-2024-05-31_1400.tar.gz.age) is older than 14 h"
+        );
+        // Without --remote the copy is not judged.
+        assert!(judge(Some(&s), true, false).healthy);
     }
 }

@@ -119,6 +119,32 @@ pub enum Record {
         )]
         error: String,
     },
+    /// An off-site copy (bica-remote): sets last_remote_attempt, last_remote_result, ... and,
+    /// when it succeeded, last_remote_success
+    Remote {
+        #[command(flatten)]
+        out: Output,
+        /// Whether the copy succeeded
+        #[arg(long)]
+        result: Outcome,
+        /// When the backup run started, seconds since the epoch (UTC)
+        #[arg(long, value_name = "EPOCH")]
+        started: i64,
+        /// The archive copied (or that failed to be)
+        #[arg(long, value_name = "NAME", default_value = "")]
+        archive: String,
+        /// Its SHA-256, as the service holds it
+        #[arg(long, value_name = "HEX", default_value = "")]
+        sha256: String,
+        /// Why it failed, in one line
+        #[arg(
+            long,
+            value_name = "TEXT",
+            default_value = "",
+            allow_hyphen_values = true
+        )]
+        error: String,
+    },
     /// A restore drill: sets last_verify, last_verify_result, ... and the archive's drill
     Verify {
         #[command(flatten)]
@@ -171,6 +197,12 @@ pub struct HealthArgs {
     /// The configuration encrypts: a newest good archive that is not encrypted is unhealthy
     #[arg(long)]
     pub encrypted: bool,
+    /// Archives are also copied off-site: a failed or stale remote copy is unhealthy too
+    #[arg(long)]
+    pub remote: bool,
+    /// Archives go off-site only (REMOTE_ONLY): the last good archive is not in the directory
+    #[arg(long, requires = "remote")]
+    pub remote_only: bool,
     /// Judge at this UTC time instead of the clock (RFC 3339)
     #[arg(long, value_name = "UTC_TIME", value_parser = prune::parse_now)]
     pub now: Option<DateTime<Utc>>,
@@ -289,6 +321,23 @@ fn record(r: Record) -> Result<()> {
             };
             out.update(|s| s.record_backup(&outcome))?;
         }
+        Record::Remote {
+            out,
+            result,
+            started,
+            archive,
+            sha256,
+            error,
+        } => {
+            let outcome = status::RemoteOutcome {
+                ok: result == Outcome::Ok,
+                started,
+                archive,
+                sha256,
+                error: one_line(&error),
+            };
+            out.update(|s| s.record_remote(&outcome))?;
+        }
         Record::Verify {
             out,
             result,
@@ -333,7 +382,8 @@ fn health_cmd(h: HealthArgs) -> Result<()> {
     });
     let verdict = health::verdict(&health::Facts {
         status: status.as_ref(),
-        archive_present,
+        archive_present: archive_present || h.remote_only,
+        remote: h.remote,
         now: h.now.unwrap_or_else(Utc::now).timestamp(),
         max_age_hours: h.max_age_hours,
         dir: &h.dir.dir.display().to_string(),

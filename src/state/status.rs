@@ -83,6 +83,26 @@ pub struct Status {
     pub last_verify_objects: Option<i64>,
     #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
     pub last_verify_sequences: Option<i64>,
+    /// The off-site copy (bica-remote, issue 13): the last attempt and the last success.
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
+    pub last_remote_attempt: String,
+    #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
+    pub last_remote_attempt_epoch: Option<i64>,
+    /// `ok` or `failed`; empty while no copy was tried.
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
+    pub last_remote_result: String,
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
+    pub last_remote_error: String,
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
+    pub last_remote_archive: String,
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
+    pub last_remote_sha256: String,
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
+    pub last_remote_success: String,
+    #[serde(deserialize_with = "number", skip_serializing_if = "Option::is_none")]
+    pub last_remote_success_epoch: Option<i64>,
+    #[serde(deserialize_with = "text", skip_serializing_if = "String::is_empty")]
+    pub last_remote_success_archive: String,
     /// Per archive name: what is known about it beyond the directory (its drill).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub archives: BTreeMap<String, ArchiveState>,
@@ -177,6 +197,17 @@ pub struct BackupOutcome {
     pub error: String,
 }
 
+/// The outcome of one off-site copy, as `record remote` is told it.
+#[derive(Debug, Clone)]
+pub struct RemoteOutcome {
+    pub ok: bool,
+    /// When the backup run that made the copy started (seconds since the epoch, UTC).
+    pub started: i64,
+    pub archive: String,
+    pub sha256: String,
+    pub error: String,
+}
+
 /// The outcome of one restore drill, as `record verify` is told it.
 #[derive(Debug, Clone)]
 pub struct VerifyOutcome {
@@ -210,6 +241,20 @@ impl Status {
             self.last_success_epoch = Some(o.started);
             self.last_success_archive = o.archive.clone();
             self.last_success_bytes = Some(o.bytes);
+        }
+    }
+
+    pub fn record_remote(&mut self, o: &RemoteOutcome) {
+        self.last_remote_attempt = utc_text(o.started);
+        self.last_remote_attempt_epoch = Some(o.started);
+        self.last_remote_result = result_word(o.ok);
+        self.last_remote_error = o.error.clone();
+        self.last_remote_archive = o.archive.clone();
+        self.last_remote_sha256 = o.sha256.clone();
+        if o.ok {
+            self.last_remote_success = self.last_remote_attempt.clone();
+            self.last_remote_success_epoch = Some(o.started);
+            self.last_remote_success_archive = o.archive.clone();
         }
     }
 
@@ -317,6 +362,18 @@ impl Status {
                 value: self.last_seconds.unwrap_or(0),
             },
         ];
+        if matches!(self.last_remote_result.as_str(), "ok" | "failed") {
+            gauges.push(Gauge {
+                name: "bica_last_remote_success_timestamp_seconds",
+                help: "Start time of the newest backup copied to REMOTE_URL.",
+                value: self.last_remote_success_epoch.unwrap_or(0),
+            });
+            gauges.push(Gauge {
+                name: "bica_last_remote_run_success",
+                help: "Whether the last remote copy succeeded (1) or failed (0).",
+                value: i64::from(self.last_remote_result == "ok"),
+            });
+        }
         if matches!(self.last_verify_result.as_str(), "ok" | "failed") {
             gauges.push(Gauge {
                 name: "bica_last_verify_success",

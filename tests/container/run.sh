@@ -40,6 +40,10 @@
 #             after a failed run and when backups stop (the clock moved on with libfaketime)
 #   f         `docker-compose up -d` with the shipped docker-compose.yml through podman's
 #             Docker API socket; a backup runs in it
+#   r         off-site copies: scheduled runs publish locally and to S3 (SeaweedFS) and Azure
+#             (Azurite) with the local checksum, started by this script from the emulators'
+#             cache (tests/remote/install.sh); REMOTE_ONLY to S3 leaves no archive on disk; the
+#             image restores --latest --remote identically; status and health carry the copy
 #
 # What this machine lacks, and how the script makes up for it (none of it is in the Dockerfile
 # or the compose file a user runs):
@@ -462,6 +466,9 @@ SQL
 log_count() { podman logs "$1" 2>&1 | grep -c -F -- "$2" || true; }
 # log_has CONTAINER TEXT [N]: the log holds TEXT at least N (1) times.
 log_has() { (($(log_count "$1" "$2") >= ${3:-1})); }
+
+# free_port: a TCP port nobody listens on right now.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # ---------------------------------------------------------------------------------------------
 # The checks
@@ -1328,6 +1335,96 @@ check_s() {
 
 # ---------------------------------------------------------------------------------------------
 
+# check_r: the off-site copy in the image, through the schedule, against SeaweedFS (S3) and
+# Azurite (Azure Blob) started here on 127.0.0.1 (the containers share the host's network).
+check_r() {
+	local emu s3_port az_port flags=() f
+	emu=$(tests/remote/install.sh)
+	s3_port=$(free_port)
+	az_port=$(free_port)
+	for f in master.port master.port.grpc volume.port volume.port.grpc filer.port filer.port.grpc \
+		s3.port.grpc s3.port.https s3.port.iceberg s3.port.lance admin.port admin.port.grpc webdav.port s3.metricsPort; do
+		flags+=("-$f=$(free_port)")
+	done
+	mkdir -p "$WORK/r-weed" "$WORK/r-azurite"
+	printf '{"identities":[{"name":"bica","credentials":[{"accessKey":"bica-ctest","secretKey":"bica-ctest-secret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' >"$WORK/r-s3.json"
+	"$emu/weed" mini "-dir=$WORK/r-weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -bucket=bica "-s3.config=$WORK/r-s3.json" \
+		"-s3.port=$s3_port" -webdav=false -admin.ui=false -master.volumeSizeLimitMB=64 "${flags[@]}" >"$WORK/r-weed.log" 2>&1 &
+	local weed_pid=$!
+	node "$emu/azurite-blob.js" --blobHost 127.0.0.1 --blobPort "$az_port" --location "$WORK/r-azurite" \
+		--skipApiVersionCheck --silent >"$WORK/r-azurite.log" 2>&1 &
+	local az_pid=$!
+	# shellcheck disable=SC2064 # the PIDs are known now
+	# KILL: Azurite may wait for idle keep-alive connections after a TERM; its data is discarded.
+	trap "kill -KILL $weed_pid $az_pid 2>/dev/null; wait $weed_pid $az_pid 2>/dev/null || true" EXIT
+	local az_key=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==
+	mkdir -p "$WORK/r-secrets"
+	printf 'bica-ctest-secret\n' >"$WORK/r-secrets/s3_secret"
+	printf '%s\n' "$az_key" >"$WORK/r-secrets/az_key"
+	chown -R "$BICA_UID:$BICA_UID" "$WORK/r-secrets"
+	chmod 0400 "$WORK/r-secrets"/*
+	local s3_env=(-e REMOTE_URL=s3://bica/ctest -e "REMOTE_ENDPOINT=http://127.0.0.1:$s3_port"
+		-e AWS_ACCESS_KEY_ID=bica-ctest -e AWS_SECRET_ACCESS_KEY_FILE=/run/secrets/bica/s3_secret
+		-v "$WORK/r-secrets:/run/secrets/bica:ro")
+	local az_env=(-e REMOTE_URL=az://bica/ctest -e "REMOTE_ENDPOINT=http://127.0.0.1:$az_port/devstoreaccount1"
+		-e AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1 -e AZURE_STORAGE_ACCOUNT_KEY_FILE=/run/secrets/bica/az_key
+		-v "$WORK/r-secrets:/run/secrets/bica:ro")
+	wait_for 60 "$emu/venv/bin/python" tests/remote/check.py az-mkcontainer \
+		"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$az_key;BlobEndpoint=http://127.0.0.1:$az_port/devstoreaccount1" bica 2>/dev/null ||
+		fail "Azurite did not start: $(tail -n 5 "$WORK/r-azurite.log")"
+	wait_for 120 podman run --rm --no-healthcheck --label "$LABEL" "${s3_env[@]}" --entrypoint bica-remote "$IMAGE" ls >/dev/null 2>&1 ||
+		fail "SeaweedFS did not start: $(tail -n 5 "$WORK/r-weed.log")"
+	info "SeaweedFS on :$s3_port and Azurite on :$az_port"
+
+	printf 'CRON_TZ=UTC\n*/10 * * * * * * entrypoint.sh backup\n' >"$WORK/r.crontab"
+	chmod 0644 "$WORK/r.crontab"
+	local svc dir envs name local_sum remote_line
+	for svc in s3 az; do
+		dir=$(backup_dir "r-$svc")
+		if [ "$svc" = s3 ]; then envs=("${s3_env[@]}"); else envs=("${az_env[@]}"); fi
+		mapfile -t args < <(ctr_args "$dir" shop)
+		podman run -d --name "bica-r-$svc" "${args[@]}" "${envs[@]}" -e CATCH_UP=false \
+			-v "$WORK/r.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>"$WORK/r.err" ||
+			fail "the $svc container did not start: $(cat "$WORK/r.err")"
+		wait_for 90 log_has "bica-r-$svc" "remote copy OK" || {
+			podman logs "bica-r-$svc" 2>&1 | tail -n 20
+			fail "$svc: no scheduled remote copy within 90 s"
+		}
+		podman stop -t 30 "bica-r-$svc" >/dev/null 2>&1
+		name=$(archives "$dir" | head -n 1)
+		[ -n "$name" ] || fail "$svc: no local archive"
+		local_sum=$(sha256sum "$dir/$name" | cut -d' ' -f1)
+		remote_line=$(podman run --rm --no-healthcheck --label "$LABEL" "${envs[@]}" --entrypoint bica-remote "$IMAGE" ls | grep -F "$name")
+		[ "$(cut -f3 <<<"$remote_line")" = "$local_sum" ] || fail "$svc: remote copy of $name: '$remote_line', local sha256 $local_sum"
+		grep -q '"last_remote_result": "ok"' "$dir/bica-status.json" || fail "$svc: the status file has no good remote copy"
+		grep -q '^bica_last_remote_run_success 1$' "$dir/bica.prom" || fail "$svc: no remote metrics"
+		info "$svc: a scheduled run published $name here and at its REMOTE_URL, the same sha256 ${local_sum:0:16}... (bica-remote ls in the image)"
+	done
+
+	# Remote-only to S3, then a restore from there with the image's tools.
+	dir=$(backup_dir r-only)
+	mapfile -t args < <(ctr_args "$dir" shop)
+	podman run --rm --no-healthcheck "${args[@]}" "${s3_env[@]}" -e REMOTE_URL=s3://bica/ctest-only -e REMOTE_ONLY=true \
+		"$IMAGE" backup >"$WORK/r-only.log" 2>&1 || {
+		cat "$WORK/r-only.log"
+		fail "the remote-only backup failed"
+	}
+	[ -z "$(archives "$dir")" ] || fail "remote-only left an archive on disk: $(archives "$dir")"
+	[ -z "$(find "$dir" -name '*.partial')" ] || fail "remote-only left a temporary"
+	info "remote-only: $(grep 'backup OK' "$WORK/r-only.log"); nothing in the backup directory but $(find "$dir" -mindepth 1 -printf '%f ' | sort)"
+	dropdb --if-exists shop_from_remote
+	podman run --rm --no-healthcheck "${args[@]}" "${s3_env[@]}" -e REMOTE_URL=s3://bica/ctest-only -e REMOTE_ONLY=true \
+		-v "$WORK/keys:/keys:ro" -e ENCRYPT_IDENTITY_FILE=/keys/key.txt \
+		"$IMAGE" restore --latest --remote --into shop_from_remote --no-owner >"$WORK/r-restore.log" 2>&1 || {
+		cat "$WORK/r-restore.log"
+		fail "restore --latest --remote failed"
+	}
+	dump_db shop >"$WORK/r.shop.sql"
+	dump_db shop_from_remote >"$WORK/r.restored.sql"
+	diff -q "$WORK/r.shop.sql" "$WORK/r.restored.sql" >/dev/null || fail "the database restored from S3 differs"
+	info "restore --latest --remote in the image: $(grep 'restore OK' "$WORK/r-restore.log"), identical"
+}
+
 run_check() {
 	local id=$1 title=$2 t=$SECONDS rc
 	say "check $id: $title"
@@ -1351,7 +1448,7 @@ run_check() {
 
 main() {
 	local wanted=("$@")
-	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g v w b h s c d e f p)
+	[ ${#wanted[@]} -gt 0 ] || wanted=(lint a g v w b h s c d e f p r)
 	setup_host
 	say "setup: images"
 	base_image trixie docker.io/library/debian:trixie-slim
@@ -1395,8 +1492,9 @@ main() {
 		h) run_check h "VERIFY_SCHEDULE runs the restore drill from the schedule and records it" ;;
 		p) run_check p "the seed's compose shape, plain variables, runs unchanged; scheduled archives restore identical" ;;
 		s) run_check s "every form of every secret works through the schedule; a lost key never yields plaintext" ;;
+		r) run_check r "scheduled runs copy off-site to S3 and Azure; remote-only leaves no archive on disk and restores identically" ;;
 		*)
-			echo "tests/container/run.sh: unknown check '$id' (lint a g v w b h s c d e f p)" >&2
+			echo "tests/container/run.sh: unknown check '$id' (lint a g v w b h s c d e f p r)" >&2
 			exit 2
 			;;
 		esac
