@@ -1363,12 +1363,13 @@ check_r() {
 	printf '%s\n' "$az_key" >"$WORK/r-secrets/az_key"
 	chown -R "$BICA_UID:$BICA_UID" "$WORK/r-secrets"
 	chmod 0400 "$WORK/r-secrets"/*
+	# Both forms of a store's secret through the schedule: S3's as a file, Azure's as a plain
+	# variable (which run must hand on to supercronic's jobs, as in issue 9).
 	local s3_env=(-e REMOTE_URL=s3://bica/ctest -e "REMOTE_ENDPOINT=http://127.0.0.1:$s3_port"
 		-e AWS_ACCESS_KEY_ID=bica-ctest -e AWS_SECRET_ACCESS_KEY_FILE=/run/secrets/bica/s3_secret
 		-v "$WORK/r-secrets:/run/secrets/bica:ro")
 	local az_env=(-e REMOTE_URL=az://bica/ctest -e "REMOTE_ENDPOINT=http://127.0.0.1:$az_port/devstoreaccount1"
-		-e AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1 -e AZURE_STORAGE_ACCOUNT_KEY_FILE=/run/secrets/bica/az_key
-		-v "$WORK/r-secrets:/run/secrets/bica:ro")
+		-e AZURE_STORAGE_ACCOUNT_NAME=devstoreaccount1 -e "AZURE_STORAGE_ACCOUNT_KEY=$az_key")
 	wait_for 60 "$emu/venv/bin/python" tests/remote/check.py az-mkcontainer \
 		"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$az_key;BlobEndpoint=http://127.0.0.1:$az_port/devstoreaccount1" bica 2>/dev/null ||
 		fail "Azurite did not start: $(tail -n 5 "$WORK/r-azurite.log")"
