@@ -735,19 +735,19 @@ check_h() {
 	printf 'CRON_TZ=UTC\n*/5 * * * * * * entrypoint.sh backup\n' >"$WORK/h.crontab"
 	chmod 0644 "$WORK/h.crontab"
 	mapfile -t args < <(ctr_args "$dir" shop)
-	podman run -d --name bica-h "${args[@]}" -e CATCH_UP=false -e 'VERIFY_SCHEDULE=*/7 * * * * * *' \
+	podman run -d --name "$NAME-h" "${args[@]}" -e CATCH_UP=false -e 'VERIFY_SCHEDULE=*/7 * * * * * *' \
 		-v "$WORK/keys:/keys:ro" -e ENCRYPT_IDENTITY_FILE=/keys/key.txt \
 		-v "$WORK/h.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>"$WORK/h.err"
-	wait_for 90 log_has bica-h 'verify OK: ' || {
-		podman logs bica-h 2>&1 | tail -n 20
+	wait_for 90 log_has "$NAME-h" 'verify OK: ' || {
+		podman logs "$NAME-h" 2>&1 | tail -n 20
 		fail "no restore drill within 90 s of VERIFY_SCHEDULE='*/7 * * * * * *'"
 	}
-	log_has bica-h 'restore drill scheduled: */7 * * * * * * (UTC)' || fail "the drill line was not announced"
+	log_has "$NAME-h" 'restore drill scheduled: */7 * * * * * * (UTC)' || fail "the drill line was not announced"
 	grep -q '"last_verify_result": "ok"' "$dir/bica-status.json" || fail "the drill's verdict is not in bica-status.json"
 	grep -qx 'bica_last_verify_success 1' "$dir/bica.prom" || fail "the drill's verdict is not in bica.prom"
-	info "$(podman logs bica-h 2>&1 | grep -m 1 'verify OK: ')"
-	podman stop -t 30 bica-h >/dev/null 2>&1
-	podman rm bica-h >/dev/null 2>&1
+	info "$(podman logs "$NAME-h" 2>&1 | grep -m 1 'verify OK: ')"
+	podman stop -t 30 "$NAME-h" >/dev/null 2>&1
+	podman rm "$NAME-h" >/dev/null 2>&1
 }
 
 check_b() {
@@ -757,20 +757,20 @@ check_b() {
 	printf 'CRON_TZ=UTC\n*/5 * * * * * * entrypoint.sh backup\n' >"$WORK/b.crontab"
 	chmod 0644 "$WORK/b.crontab"
 	mapfile -t args < <(ctr_args "$dir" shop)
-	podman run -d --name bica-b "${args[@]}" -e CATCH_UP=false \
+	podman run -d --name "$NAME-b" "${args[@]}" -e CATCH_UP=false \
 		-v "$WORK/b.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>"$WORK/b.err"
 	wait_for 60 count_at_least "$dir" 2 || {
-		podman logs bica-b 2>&1 | tail -n 20
+		podman logs "$NAME-b" 2>&1 | tail -n 20
 		fail "no two archives within 60 s from a crontab firing every 5 s"
 	}
-	podman logs bica-b >"$WORK/b.log" 2>&1
+	podman logs "$NAME-b" >"$WORK/b.log" 2>&1
 	grep -q 'starting the schedule' "$WORK/b.log" || fail "the container did not start supercronic"
 	grep -q "under podman the image has its HEALTHCHECK only when built with 'podman build --format docker'" "$WORK/b.log" ||
 		fail "no note about podman's image format"
 	if grep -q 'catch-up: the slot' "$WORK/b.log"; then fail "CATCH_UP=false ran a catch-up"; fi
 	info "supercronic ran the mounted crontab; archives: $(archives "$dir" | tr '\n' ' ')"
-	podman stop -t 30 bica-b >/dev/null 2>&1
-	podman rm bica-b >/dev/null 2>&1
+	podman stop -t 30 "$NAME-b" >/dev/null 2>&1
+	podman rm "$NAME-b" >/dev/null 2>&1
 
 	# The shipped crontab: valid, and its next fire times are 03:00 and 14:00 UTC whatever the
 	# container's TZ. supercronic -debug prints the next run of each line.
@@ -803,23 +803,23 @@ check_c() {
 	# 1. kill -9 in the middle of a backup of the big database (the catch-up run at start).
 	dir=$(backup_dir c1)
 	mapfile -t args < <(ctr_args "$dir" big)
-	podman run -d --name bica-c1 "${args[@]}" "$IMAGE" >/dev/null 2>"$WORK/c1.err"
+	podman run -d --name "$NAME-c1" "${args[@]}" "$IMAGE" >/dev/null 2>"$WORK/c1.err"
 	wait_for 120 partial_over_2m "$dir" || {
-		podman logs bica-c1 2>&1 | tail -n 20
+		podman logs "$NAME-c1" 2>&1 | tail -n 20
 		fail "no backup in progress within 120 s"
 	}
-	podman kill -s KILL bica-c1 >/dev/null
-	podman wait bica-c1 >/dev/null 2>&1 || true
+	podman kill -s KILL "$NAME-c1" >/dev/null
+	podman wait "$NAME-c1" >/dev/null 2>&1 || true
 	[ -n "$(partials "$dir")" ] || fail "no partial file after kill -9: the backup was not in progress"
 	[ -z "$(archives "$dir")" ] || fail "an archive was published although the backup was killed"
 	info "killed with SIGKILL mid-backup: left $(cd "$dir" && du -h .bica-backup-*.partial | tr '\t\n' ': '), no archive"
 	t=$SECONDS
-	podman start bica-c1 >/dev/null 2>&1
+	podman start "$NAME-c1" >/dev/null 2>&1
 	wait_for 300 count_at_least "$dir" 1 || {
-		podman logs bica-c1 2>&1 | tail -n 20
+		podman logs "$NAME-c1" 2>&1 | tail -n 20
 		fail "no archive within 300 s of the restart"
 	}
-	podman logs bica-c1 >"$WORK/c1.log" 2>&1
+	podman logs "$NAME-c1" >"$WORK/c1.log" 2>&1
 	grep -q 'left by an interrupted run' "$WORK/c1.log" || fail "the restart did not report sweeping the partial file"
 	[ -z "$(partials "$dir")" ] || fail "partial file still there after the next run: $(partials "$dir")"
 	name=$(archives "$dir")
@@ -828,7 +828,7 @@ check_c() {
 		-c 'set -o pipefail; bica-seal -d -i /keys/key.txt | bica-pack --check' <"$dir/$name" >"$WORK/c1.check" 2>&1 ||
 		fail "the archive after the restart does not verify: $(cat "$WORK/c1.check")"
 	info "bica-pack --check: every checksum matches"
-	podman rm -f -t 0 bica-c1 >/dev/null 2>&1
+	podman rm -f -t 0 "$NAME-c1" >/dev/null 2>&1
 
 	# 2. A slot missed while the container was stopped is caught up once, not twice.
 	dir=$(backup_dir c2)
@@ -841,23 +841,23 @@ check_c() {
 	((slot - now >= 15)) || slot=$((slot + 60))
 	printf 'CRON_TZ=UTC\n%s %s * * * entrypoint.sh backup\n' "$(date -u -d "@$slot" +%-M)" "$(date -u -d "@$slot" +%-H)" >"$WORK/c2.crontab"
 	chmod 0644 "$WORK/c2.crontab"
-	podman run -d --name bica-c2 "${args[@]}" -v "$WORK/c2.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>&1
-	wait_for 30 log_has bica-c2 'starting the schedule' || fail "the container did not start"
-	log_has bica-c2 'catch-up: not needed' || fail "catch-up should not run before the slot"
+	podman run -d --name "$NAME-c2" "${args[@]}" -v "$WORK/c2.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>&1
+	wait_for 30 log_has "$NAME-c2" 'starting the schedule' || fail "the container did not start"
+	log_has "$NAME-c2" 'catch-up: not needed' || fail "catch-up should not run before the slot"
 	t=$SECONDS
-	podman stop -t 30 bica-c2 >/dev/null 2>&1
+	podman stop -t 30 "$NAME-c2" >/dev/null 2>&1
 	info "stopped while idle in $((SECONDS - t)) s, before the slot at $(date -u -d "@$slot" +%H:%MZ) ($(archives "$dir" | wc -l) archive)"
 	while (($(date -u +%s) < slot + 2)); do sleep 1; done
-	podman start bica-c2 >/dev/null 2>&1
+	podman start "$NAME-c2" >/dev/null 2>&1
 	wait_for 60 count_at_least "$dir" 2 || {
-		podman logs bica-c2 2>&1 | tail -n 20
+		podman logs "$NAME-c2" 2>&1 | tail -n 20
 		fail "the missed slot was not caught up within 60 s of the start"
 	}
-	wait_for 30 log_has bica-c2 'starting the schedule' 2 || fail "supercronic did not start after the catch-up"
-	podman stop -t 30 bica-c2 >/dev/null 2>&1
-	podman start bica-c2 >/dev/null 2>&1
-	wait_for 30 log_has bica-c2 'starting the schedule' 3 || fail "the third start did not reach the schedule"
-	podman logs bica-c2 >"$WORK/c2.log" 2>&1
+	wait_for 30 log_has "$NAME-c2" 'starting the schedule' 2 || fail "supercronic did not start after the catch-up"
+	podman stop -t 30 "$NAME-c2" >/dev/null 2>&1
+	podman start "$NAME-c2" >/dev/null 2>&1
+	wait_for 30 log_has "$NAME-c2" 'starting the schedule' 3 || fail "the third start did not reach the schedule"
+	podman logs "$NAME-c2" >"$WORK/c2.log" 2>&1
 	local missed notneeded
 	missed=$(grep -c 'was missed' "$WORK/c2.log" || true)
 	notneeded=$(grep -c 'catch-up: not needed' "$WORK/c2.log" || true)
@@ -865,7 +865,7 @@ check_c() {
 	[ "$notneeded" = 2 ] || fail "expected 'not needed' at the first and third start, got $notneeded"
 	[ "$(archives "$dir" | wc -l)" = 2 ] || fail "expected 2 archives, found $(archives "$dir" | tr '\n' ' ')"
 	info "start after the missed slot: one catch-up backup; next start: not needed; archives: $(archives "$dir" | tr '\n' ' ')"
-	podman rm -f -t 0 bica-c2 >/dev/null 2>&1
+	podman rm -f -t 0 "$NAME-c2" >/dev/null 2>&1
 
 	# 3. A step schedule (issue 12: the shell's catch-up ignored anything but fixed times):
 	#    `0 */6 * * *`, and the newest archive one minute older than its last slot (a copy of a
@@ -880,20 +880,20 @@ check_c() {
 	printf 'CRON_TZ=UTC\n0 */6 * * * entrypoint.sh backup\n' >"$WORK/c3.crontab"
 	chmod 0644 "$WORK/c3.crontab"
 	mapfile -t args < <(ctr_args "$dir" shop)
-	podman run -d --name bica-c3 "${args[@]}" -v "$WORK/c3.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>&1
-	wait_for 60 log_has bica-c3 'starting the schedule' || {
-		podman logs bica-c3 2>&1 | tail -n 20
+	podman run -d --name "$NAME-c3" "${args[@]}" -v "$WORK/c3.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>&1
+	wait_for 60 log_has "$NAME-c3" 'starting the schedule' || {
+		podman logs "$NAME-c3" 2>&1 | tail -n 20
 		fail "the */6 container did not reach the schedule"
 	}
-	podman logs bica-c3 >"$WORK/c3.log" 2>&1
+	podman logs "$NAME-c3" >"$WORK/c3.log" 2>&1
 	grep -q "catch-up: the slot at $(date -u -d "@$last6" +%Y-%m-%dT%H:%MZ), line 2: 0 \*/6 \* \* \* (UTC) was missed (newest archive: $old)" "$WORK/c3.log" ||
 		fail "no catch-up for the missed */6 slot: $(grep catch-up "$WORK/c3.log")"
 	[ "$(archives "$dir" | wc -l)" = 2 ] || fail "expected the copy and one catch-up archive, found $(archives "$dir" | tr '\n' ' ')"
-	podman restart -t 30 bica-c3 >/dev/null 2>&1
-	wait_for 30 log_has bica-c3 'starting the schedule' 2 || fail "the */6 container did not restart"
-	log_has bica-c3 'catch-up: not needed' || fail "the restart caught up again: $(podman logs bica-c3 2>&1 | grep catch-up)"
+	podman restart -t 30 "$NAME-c3" >/dev/null 2>&1
+	wait_for 30 log_has "$NAME-c3" 'starting the schedule' 2 || fail "the */6 container did not restart"
+	log_has "$NAME-c3" 'catch-up: not needed' || fail "the restart caught up again: $(podman logs "$NAME-c3" 2>&1 | grep catch-up)"
 	info "0 */6 * * *: $(grep -o 'catch-up: the slot at [^;]*' "$WORK/c3.log"); after a restart: not needed"
-	podman rm -f -t 0 bica-c3 >/dev/null 2>&1
+	podman rm -f -t 0 "$NAME-c3" >/dev/null 2>&1
 
 	# 4. catch-up's slots are supercronic's: for tricky schedules, the image's cronexpr (the
 	#    parser supercronic runs, in its package) confirms that bica-state's last slot S fires
@@ -989,37 +989,37 @@ check_e() {
 	mapfile -t args < <(ctr_args "$dir" shop)
 	# The image's own HEALTHCHECK (interval 5m, start period 15m, 2 retries), CATCH_UP off so
 	# that no backup exists yet. podman has no systemd timer here: run the checks by hand.
-	podman run -d --name bica-e1 "${args[@]}" -e CATCH_UP=false "$IMAGE" >/dev/null 2>&1
-	wait_for 30 log_has bica-e1 'starting the schedule' || fail "bica-e1 did not start"
-	podman healthcheck run bica-e1 >/dev/null 2>&1 || true
-	[ "$(health bica-e1)" = starting ] || fail "before the first backup: $(health bica-e1), expected starting"
-	out=$(podman exec bica-e1 entrypoint.sh healthcheck 2>&1) && fail "healthcheck passed with no backup: $out"
+	podman run -d --name "$NAME-e1" "${args[@]}" -e CATCH_UP=false "$IMAGE" >/dev/null 2>&1
+	wait_for 30 log_has "$NAME-e1" 'starting the schedule' || fail "$NAME-e1 did not start"
+	podman healthcheck run "$NAME-e1" >/dev/null 2>&1 || true
+	[ "$(health "$NAME-e1")" = starting ] || fail "before the first backup: $(health "$NAME-e1"), expected starting"
+	out=$(podman exec "$NAME-e1" entrypoint.sh healthcheck 2>&1) && fail "healthcheck passed with no backup: $out"
 	info "before the first backup: starting ($out)"
-	podman exec bica-e1 entrypoint.sh backup >"$WORK/e.backup" 2>&1 || fail "backup failed: $(cat "$WORK/e.backup")"
-	podman healthcheck run bica-e1 >/dev/null 2>&1 || fail "healthcheck fails after a good backup"
-	[ "$(health bica-e1)" = healthy ] || fail "after a good backup: $(health bica-e1), expected healthy"
-	info "after a good backup: healthy ($(podman exec bica-e1 entrypoint.sh healthcheck 2>&1))"
-	podman rm -f -t 0 bica-e1 >/dev/null 2>&1
+	podman exec "$NAME-e1" entrypoint.sh backup >"$WORK/e.backup" 2>&1 || fail "backup failed: $(cat "$WORK/e.backup")"
+	podman healthcheck run "$NAME-e1" >/dev/null 2>&1 || fail "healthcheck fails after a good backup"
+	[ "$(health "$NAME-e1")" = healthy ] || fail "after a good backup: $(health "$NAME-e1"), expected healthy"
+	info "after a good backup: healthy ($(podman exec "$NAME-e1" entrypoint.sh healthcheck 2>&1))"
+	podman rm -f -t 0 "$NAME-e1" >/dev/null 2>&1
 
 	# A failed run. The image's healthcheck with its start period cut to 1 s, so that failures
 	# count at once (podman applies --health-* overrides only together with --health-cmd).
 	local hc=(--health-cmd '["entrypoint.sh", "healthcheck"]' --health-start-period 1s --health-retries 2 --health-interval 5m)
-	podman run -d --name bica-e2 "${args[@]}" -e CATCH_UP=false "${hc[@]}" "$IMAGE" >/dev/null 2>&1
+	podman run -d --name "$NAME-e2" "${args[@]}" -e CATCH_UP=false "${hc[@]}" "$IMAGE" >/dev/null 2>&1
 	sleep 2
-	podman healthcheck run bica-e2 >/dev/null 2>&1 || fail "healthcheck fails with a fresh good archive"
-	[ "$(health bica-e2)" = healthy ] || fail "with a fresh archive: $(health bica-e2), expected healthy"
-	if podman exec -e DB_PASSWORD_FILE=/dev/null -e DB_WAIT=5 bica-e2 entrypoint.sh backup >"$WORK/e.fail" 2>&1; then
+	podman healthcheck run "$NAME-e2" >/dev/null 2>&1 || fail "healthcheck fails with a fresh good archive"
+	[ "$(health "$NAME-e2")" = healthy ] || fail "with a fresh archive: $(health "$NAME-e2"), expected healthy"
+	if podman exec -e DB_PASSWORD_FILE=/dev/null -e DB_WAIT=5 "$NAME-e2" entrypoint.sh backup >"$WORK/e.fail" 2>&1; then
 		fail "a backup with an empty password succeeded"
 	fi
-	podman healthcheck run bica-e2 >/dev/null 2>&1 || true
-	podman healthcheck run bica-e2 >/dev/null 2>&1 || true
-	[ "$(health bica-e2)" = unhealthy ] || fail "after a failed backup: $(health bica-e2), expected unhealthy"
-	info "after a failed backup: unhealthy ($(podman exec bica-e2 entrypoint.sh healthcheck 2>&1 | cut -c1-120)...)"
-	podman exec bica-e2 entrypoint.sh backup >"$WORK/e.backup2" 2>&1 || fail "backup failed: $(cat "$WORK/e.backup2")"
-	podman healthcheck run bica-e2 >/dev/null 2>&1 || fail "healthcheck fails after a good backup again"
-	[ "$(health bica-e2)" = healthy ] || fail "after recovery: $(health bica-e2)"
+	podman healthcheck run "$NAME-e2" >/dev/null 2>&1 || true
+	podman healthcheck run "$NAME-e2" >/dev/null 2>&1 || true
+	[ "$(health "$NAME-e2")" = unhealthy ] || fail "after a failed backup: $(health "$NAME-e2"), expected unhealthy"
+	info "after a failed backup: unhealthy ($(podman exec "$NAME-e2" entrypoint.sh healthcheck 2>&1 | cut -c1-120)...)"
+	podman exec "$NAME-e2" entrypoint.sh backup >"$WORK/e.backup2" 2>&1 || fail "backup failed: $(cat "$WORK/e.backup2")"
+	podman healthcheck run "$NAME-e2" >/dev/null 2>&1 || fail "healthcheck fails after a good backup again"
+	[ "$(health "$NAME-e2")" = healthy ] || fail "after recovery: $(health "$NAME-e2")"
 	info "the next good backup: healthy again"
-	podman rm -f -t 0 bica-e2 >/dev/null 2>&1
+	podman rm -f -t 0 "$NAME-e2" >/dev/null 2>&1
 
 	# Backups stop: nothing fails, time passes. libfaketime moves the container's clock forward
 	# (the same archives and status file; HEALTH_MAX_AGE_HOURS=14 by default).
@@ -1027,14 +1027,14 @@ check_e() {
 	podman run --rm --no-healthcheck --label "$LABEL" -v "$dir:/mnt/backups" -e "LD_PRELOAD=$preload" -e FAKETIME=+13h \
 		"$FAKETIME_IMAGE" healthcheck >"$WORK/e.13h" 2>&1 || fail "13 h later: $(cat "$WORK/e.13h")"
 	info "13 h after the last backup: $(cat "$WORK/e.13h")"
-	podman run -d --name bica-e3 "${args[@]}" -e CATCH_UP=false "${hc[@]}" \
+	podman run -d --name "$NAME-e3" "${args[@]}" -e CATCH_UP=false "${hc[@]}" \
 		-e "LD_PRELOAD=$preload" -e FAKETIME=+15h "$FAKETIME_IMAGE" >/dev/null 2>&1
 	sleep 2
-	podman healthcheck run bica-e3 >/dev/null 2>&1 || true
-	podman healthcheck run bica-e3 >/dev/null 2>&1 || true
-	[ "$(health bica-e3)" = unhealthy ] || fail "15 h after the last backup: $(health bica-e3), expected unhealthy"
-	info "15 h after the last backup: unhealthy ($(podman exec bica-e3 entrypoint.sh healthcheck 2>&1))"
-	podman rm -f -t 0 bica-e3 >/dev/null 2>&1
+	podman healthcheck run "$NAME-e3" >/dev/null 2>&1 || true
+	podman healthcheck run "$NAME-e3" >/dev/null 2>&1 || true
+	[ "$(health "$NAME-e3")" = unhealthy ] || fail "15 h after the last backup: $(health "$NAME-e3"), expected unhealthy"
+	info "15 h after the last backup: unhealthy ($(podman exec "$NAME-e3" entrypoint.sh healthcheck 2>&1))"
+	podman rm -f -t 0 "$NAME-e3" >/dev/null 2>&1
 }
 
 check_f() {
@@ -1224,10 +1224,10 @@ check_s() {
 	local n=0 dir plain_dir=""
 	for form in "${!forms[@]}"; do
 		n=$((n + 1))
-		ctr[$form]=bica-s$n
+		ctr[$form]=$NAME-s$n
 		dir=$(backup_dir "s$n")
 		# shellcheck disable=SC2086 # the form's arguments are words by design
-		podman run -d --name "bica-s$n" "${common[@]}" "${verify[@]}" -v "$dir:/mnt/backups" ${forms[$form]} \
+		podman run -d --name "$NAME-s$n" "${common[@]}" "${verify[@]}" -v "$dir:/mnt/backups" ${forms[$form]} \
 			"$IMAGE" >/dev/null 2>"$WORK/s$n.err" || fail "$form: the container did not start: $(cat "$WORK/s$n.err")"
 	done
 	# The catch-up plus at least two scheduled archives, and (where a drill is scheduled) a drill.
@@ -1292,20 +1292,20 @@ check_s() {
 	cp "$WORK/keys/pass" "$WORK/s-keys/pass"
 	printf 'CRON_TZ=UTC\nENCRYPT=false\n*/10 * * * * * * entrypoint.sh backup\n' >"$WORK/s-override.crontab"
 	chmod 0644 "$WORK/s-override.crontab"
-	podman run -d --name bica-s-missing "${common[@]}" -v "$dir:/mnt/backups" -v "$WORK/s-keys:/s-keys:ro" -e CATCH_UP=false \
+	podman run -d --name "$NAME-s-missing" "${common[@]}" -v "$dir:/mnt/backups" -v "$WORK/s-keys:/s-keys:ro" -e CATCH_UP=false \
 		-e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/s-keys/pass "$IMAGE" >/dev/null 2>"$WORK/s-missing.err" ||
 		fail "missing key: the container did not start: $(cat "$WORK/s-missing.err")"
-	podman run -d --name bica-s-override "${common[@]}" -v "$dir2:/mnt/backups" -v "$WORK/s-override.crontab:/etc/bica/override.txt:ro" \
+	podman run -d --name "$NAME-s-override" "${common[@]}" -v "$dir2:/mnt/backups" -v "$WORK/s-override.crontab:/etc/bica/override.txt:ro" \
 		-e CRONTAB=/etc/bica/override.txt -e DB_PASSWORD_FILE=/run/secrets/db_password -e ENCRYPT_PASS_FILE=/keys/pass \
 		"$IMAGE" >/dev/null 2>"$WORK/s-override.err" || fail "crontab override: the container did not start: $(cat "$WORK/s-override.err")"
 	wait_for 60 count_at_least "$dir" 1 || fail "missing key: no first archive"
 	rm -f "$WORK/s-keys/pass"
-	wait_for 60 log_has bica-s-missing 'backup FAILED: the configuration is invalid; nothing was done: ENCRYPT_PASS_FILE=/s-keys/pass cannot be read' || {
-		podman logs bica-s-missing 2>&1 | tail -n 10
+	wait_for 60 log_has "$NAME-s-missing" 'backup FAILED: the configuration is invalid; nothing was done: ENCRYPT_PASS_FILE=/s-keys/pass cannot be read' || {
+		podman logs "$NAME-s-missing" 2>&1 | tail -n 10
 		fail "missing key: no loud failure after the passphrase file disappeared"
 	}
-	wait_for 60 log_has bica-s-override 'refusing to write a plaintext archive' || {
-		podman logs bica-s-override 2>&1 | tail -n 10
+	wait_for 60 log_has "$NAME-s-override" 'refusing to write a plaintext archive' || {
+		podman logs "$NAME-s-override" 2>&1 | tail -n 10
 		fail "crontab override: no loud failure when a crontab line set ENCRYPT=false"
 	}
 	local before d hc
@@ -1317,9 +1317,9 @@ check_s() {
 		grep -q '"last_result": "failed"' "$d/bica-status.json" || fail "${d##*/}: the status file does not say failed"
 		grep -qx 'bica_last_run_success 0' "$d/bica.prom" || fail "${d##*/}: the metrics do not say failed"
 	done
-	if hc=$(podman exec bica-s-missing entrypoint.sh healthcheck 2>&1); then fail "missing key: healthcheck says $hc"; fi
+	if hc=$(podman exec "$NAME-s-missing" entrypoint.sh healthcheck 2>&1); then fail "missing key: healthcheck says $hc"; fi
 	info "passphrase file removed after start: every run fails at once, no plaintext, status failed; healthcheck: $hc"
-	info "crontab line ENCRYPT=false: $(podman logs bica-s-override 2>&1 | grep -m 1 -o 'this container started with encryption.*')"
+	info "crontab line ENCRYPT=false: $(podman logs "$NAME-s-override" 2>&1 | grep -m 1 -o 'this container started with encryption.*')"
 
 	# list and healthcheck mark plaintext archives in a directory whose configuration encrypts.
 	podman run --rm --no-healthcheck "${common[@]}" -v "$plain_dir:/mnt/backups" -e ENCRYPT_PASS_FILE=/keys/pass "$IMAGE" list >"$WORK/s.list" 2>&1 ||
@@ -1384,14 +1384,14 @@ check_r() {
 		dir=$(backup_dir "r-$svc")
 		if [ "$svc" = s3 ]; then envs=("${s3_env[@]}"); else envs=("${az_env[@]}"); fi
 		mapfile -t args < <(ctr_args "$dir" shop)
-		podman run -d --name "bica-r-$svc" "${args[@]}" "${envs[@]}" -e CATCH_UP=false \
+		podman run -d --name "$NAME-r-$svc" "${args[@]}" "${envs[@]}" -e CATCH_UP=false \
 			-v "$WORK/r.crontab:/etc/bica/crontab.txt:ro" "$IMAGE" >/dev/null 2>"$WORK/r.err" ||
 			fail "the $svc container did not start: $(cat "$WORK/r.err")"
-		wait_for 90 log_has "bica-r-$svc" "remote copy OK" || {
-			podman logs "bica-r-$svc" 2>&1 | tail -n 20
+		wait_for 90 log_has "$NAME-r-$svc" "remote copy OK" || {
+			podman logs "$NAME-r-$svc" 2>&1 | tail -n 20
 			fail "$svc: no scheduled remote copy within 90 s"
 		}
-		podman stop -t 30 "bica-r-$svc" >/dev/null 2>&1
+		podman stop -t 30 "$NAME-r-$svc" >/dev/null 2>&1
 		name=$(archives "$dir" | head -n 1)
 		[ -n "$name" ] || fail "$svc: no local archive"
 		local_sum=$(sha256sum "$dir/$name" | cut -d' ' -f1)
