@@ -445,43 +445,57 @@ mod tests {
         );
     }
 
+    /// Each case: one backup line (in UTC unless it sets CRON_TZ itself), the time of the
+    /// question, and the newest slot expected at or before it.
+    fn newest_slots(cases: &[(&str, &str, &str)]) {
+        for &(line, now, want) in cases {
+            let crontab = if line.contains("CRON_TZ=") {
+                format!("{line}\n")
+            } else {
+                format!("CRON_TZ=UTC\n{line} entrypoint.sh backup\n")
+            };
+            assert_eq!(found(&crontab, now).0, want, "{line:?} at {now}");
+        }
+    }
+
     // Guards issue 12: steps, ranges, lists and names, which the shell ignored.
     #[test]
     fn steps_ranges_lists_and_names() {
-        let c = "CRON_TZ=UTC\n0 */6 * * * entrypoint.sh backup\n";
-        assert_eq!(found(c, "2024-06-01T11:59:00Z").0, "2024-06-01T06:00:00Z");
-        assert_eq!(found(c, "2024-06-01T00:00:30Z").0, "2024-06-01T00:00:00Z");
+        newest_slots(&[
+            (
+                "0 */6 * * *",
+                "2024-06-01T11:59:00Z",
+                "2024-06-01T06:00:00Z",
+            ),
+            (
+                "0 */6 * * *",
+                "2024-06-01T00:00:30Z",
+                "2024-06-01T00:00:00Z",
+            ),
+            // The last March weekday of 2024 before June is Friday the 29th.
+            (
+                "15 4,16 * jan-mar,dec MON-fri",
+                "2024-06-01T12:00:00Z",
+                "2024-03-29T16:15:00Z",
+            ),
+            (
+                "0 5 * * sunday",
+                "2024-06-01T12:00:00Z",
+                "2024-05-26T05:00:00Z",
+            ),
+            ("0 5 * * 7", "2024-06-01T12:00:00Z", "2024-05-26T05:00:00Z"),
+            (
+                "5/20 * * * *",
+                "2024-06-01T12:00:00Z",
+                "2024-06-01T11:45:00Z",
+            ),
+            ("0 1 ? * ?", "2024-06-01T00:30:00Z", "2024-05-31T01:00:00Z"),
+        ]);
         let weekdays = "CRON_TZ=UTC\n30 2 * * 1-5 /usr/local/bin/entrypoint.sh backup --prune\n";
         // Saturday 1 June 2024: the last weekday slot is Friday's.
         assert_eq!(
             found(weekdays, "2024-06-01T12:00:00Z"),
             ("2024-05-31T02:30:00Z".into(), Backup::Prune)
-        );
-        let named = "CRON_TZ=UTC\n15 4,16 * jan-mar,dec MON-fri entrypoint.sh backup\n";
-        // The last weekday of March 2024 is Friday the 29th.
-        assert_eq!(
-            found(named, "2024-06-01T12:00:00Z").0,
-            "2024-03-29T16:15:00Z"
-        );
-        let long = "CRON_TZ=UTC\n0 5 * * sunday entrypoint.sh backup\n";
-        assert_eq!(
-            found(long, "2024-06-01T12:00:00Z").0,
-            "2024-05-26T05:00:00Z"
-        );
-        let seven_is_sunday = "CRON_TZ=UTC\n0 5 * * 7 entrypoint.sh backup\n";
-        assert_eq!(
-            found(seven_is_sunday, "2024-06-01T12:00:00Z").0,
-            "2024-05-26T05:00:00Z"
-        );
-        let value_step = "CRON_TZ=UTC\n5/20 * * * * entrypoint.sh backup\n";
-        assert_eq!(
-            found(value_step, "2024-06-01T12:00:00Z").0,
-            "2024-06-01T11:45:00Z"
-        );
-        let question = "CRON_TZ=UTC\n0 1 ? * ? entrypoint.sh backup\n";
-        assert_eq!(
-            found(question, "2024-06-01T00:30:00Z").0,
-            "2024-05-31T01:00:00Z"
         );
     }
 
@@ -489,37 +503,34 @@ mod tests {
     // cronexpr), L, LW, W, 5L and 5#2.
     #[test]
     fn day_rules() {
-        // The 13th or any Friday: Friday 31 May 2024 is the newest before 1 June.
-        let either = "CRON_TZ=UTC\n0 0 13 * fri entrypoint.sh backup\n";
-        assert_eq!(
-            found(either, "2024-06-01T12:00:00Z").0,
-            "2024-05-31T00:00:00Z"
-        );
-        assert_eq!(
-            found(either, "2024-05-14T12:00:00Z").0,
-            "2024-05-13T00:00:00Z"
-        );
-        let last = "CRON_TZ=UTC\n0 0 L * * entrypoint.sh backup\n";
-        assert_eq!(
-            found(last, "2024-03-15T00:00:00Z").0,
-            "2024-02-29T00:00:00Z"
-        );
-        // The last weekday of June 2024 is Friday the 28th (the 30th is a Sunday).
-        let lw = "CRON_TZ=UTC\n0 0 LW * * entrypoint.sh backup\n";
-        assert_eq!(found(lw, "2024-07-15T00:00:00Z").0, "2024-06-28T00:00:00Z");
-        // 15 June 2024 is a Saturday: 15W is Friday the 14th.
-        let w = "CRON_TZ=UTC\n0 0 15W * * entrypoint.sh backup\n";
-        assert_eq!(found(w, "2024-06-20T00:00:00Z").0, "2024-06-14T00:00:00Z");
-        let last_friday = "CRON_TZ=UTC\n0 0 * * 5L entrypoint.sh backup\n";
-        assert_eq!(
-            found(last_friday, "2024-06-20T00:00:00Z").0,
-            "2024-05-31T00:00:00Z"
-        );
-        let second_monday = "CRON_TZ=UTC\n0 0 * * 1#2 entrypoint.sh backup\n";
-        assert_eq!(
-            found(second_monday, "2024-06-20T00:00:00Z").0,
-            "2024-06-10T00:00:00Z"
-        );
+        newest_slots(&[
+            // The 13th or any Friday: Friday 31 May 2024 is the newest before 1 June.
+            (
+                "0 0 13 * fri",
+                "2024-06-01T12:00:00Z",
+                "2024-05-31T00:00:00Z",
+            ),
+            (
+                "0 0 13 * fri",
+                "2024-05-14T12:00:00Z",
+                "2024-05-13T00:00:00Z",
+            ),
+            ("0 0 L * *", "2024-03-15T00:00:00Z", "2024-02-29T00:00:00Z"),
+            // The last weekday of June 2024 is Friday the 28th (the 30th is a Sunday).
+            ("0 0 LW * *", "2024-07-15T00:00:00Z", "2024-06-28T00:00:00Z"),
+            // 15 June 2024 is a Saturday: 15W is Friday the 14th.
+            (
+                "0 0 15W * *",
+                "2024-06-20T00:00:00Z",
+                "2024-06-14T00:00:00Z",
+            ),
+            ("0 0 * * 5L", "2024-06-20T00:00:00Z", "2024-05-31T00:00:00Z"),
+            (
+                "0 0 * * 1#2",
+                "2024-06-20T00:00:00Z",
+                "2024-06-10T00:00:00Z",
+            ),
+        ]);
     }
 
     // Guards issue 12: 7 fields are seconds first and a year last; 6 fields end with a year
@@ -531,18 +542,24 @@ mod tests {
             found(seven, "2024-06-01T12:00:00Z"),
             ("2024-06-01T03:00:30Z".into(), Backup::Prune)
         );
-        // In 2026 the newest slot of a 2024-only line is the last one of 2024.
-        assert_eq!(
-            found(seven, "2026-06-01T12:00:00Z").0,
-            "2024-12-31T03:00:30Z"
-        );
-        let every_30s = "CRON_TZ=UTC\n*/30 * * * * * * entrypoint.sh backup\n";
-        assert_eq!(
-            found(every_30s, "2024-06-01T12:00:45Z").0,
-            "2024-06-01T12:00:30Z"
-        );
-        let six = "CRON_TZ=UTC\n0 3 * * * 2023 entrypoint.sh backup\n";
-        assert_eq!(found(six, "2024-06-01T12:00:00Z").0, "2023-12-31T03:00:00Z");
+        newest_slots(&[
+            // In 2026 the newest slot of a 2024-only line is the last one of 2024.
+            (
+                "30 0 3 * * * 2024",
+                "2026-06-01T12:00:00Z",
+                "2024-12-31T03:00:30Z",
+            ),
+            (
+                "*/30 * * * * * *",
+                "2024-06-01T12:00:45Z",
+                "2024-06-01T12:00:30Z",
+            ),
+            (
+                "0 3 * * * 2023",
+                "2024-06-01T12:00:00Z",
+                "2023-12-31T03:00:00Z",
+            ),
+        ]);
         let future = "CRON_TZ=UTC\n0 3 * * * 2090 entrypoint.sh backup\n";
         assert_eq!(slot(future, "2024-06-01T12:00:00Z"), LastSlot::NeverFired);
         // `0 3 * * * 7` is not six fields: 7 is no year (1970-2099), so the command is `7 ...`
@@ -557,18 +574,14 @@ mod tests {
     #[test]
     fn macros() {
         let at = "2024-06-05T12:34:56Z"; // a Wednesday
-        let cases = [
-            ("@yearly", "2024-01-01T00:00:00Z"),
-            ("@annually", "2024-01-01T00:00:00Z"),
-            ("@monthly", "2024-06-01T00:00:00Z"),
-            ("@weekly", "2024-06-02T00:00:00Z"),
-            ("@daily", "2024-06-05T00:00:00Z"),
-            ("@hourly", "2024-06-05T12:00:00Z"),
-        ];
-        for (m, want) in cases {
-            let c = format!("CRON_TZ=UTC\n{m} entrypoint.sh backup\n");
-            assert_eq!(found(&c, at).0, want, "{m}");
-        }
+        newest_slots(&[
+            ("@yearly", at, "2024-01-01T00:00:00Z"),
+            ("@annually", at, "2024-01-01T00:00:00Z"),
+            ("@monthly", at, "2024-06-01T00:00:00Z"),
+            ("@weekly", at, "2024-06-02T00:00:00Z"),
+            ("@daily", at, "2024-06-05T00:00:00Z"),
+            ("@hourly", at, "2024-06-05T12:00:00Z"),
+        ]);
         assert!(parse("@reboot entrypoint.sh backup\n").is_err());
         assert!(parse("@Daily entrypoint.sh backup\n").is_err());
     }
@@ -579,8 +592,6 @@ mod tests {
     #[test]
     fn lisbon_across_daylight_saving_changes() {
         let c = "CRON_TZ=Europe/Lisbon\n0 3 * * * entrypoint.sh backup --prune\n0 14 * * * entrypoint.sh backup\n";
-        // Winter: 03:00 Lisbon is 03:00 UTC.
-        assert_eq!(found(c, "2024-03-30T03:30:00Z").0, "2024-03-30T03:00:00Z");
         // Sunday 31 March 2024, after the change: 03:00 Lisbon is 02:00 UTC.
         assert_eq!(
             found(c, "2024-03-31T02:30:00Z"),
@@ -591,39 +602,30 @@ mod tests {
             found(c, "2024-03-31T01:59:00Z"),
             ("2024-03-30T14:00:00Z".into(), Backup::Plain)
         );
-        // Summer: 14:00 Lisbon is 13:00 UTC.
-        assert_eq!(found(c, "2024-07-01T13:30:00Z").0, "2024-07-01T13:00:00Z");
-        // Sunday 27 October 2024, after the change back: 03:00 Lisbon is 03:00 UTC again, and
-        // Saturday's 14:00 was 13:00 UTC.
-        assert_eq!(found(c, "2024-10-27T02:59:00Z").0, "2024-10-26T13:00:00Z");
-        assert_eq!(found(c, "2024-10-27T03:00:00Z").0, "2024-10-27T03:00:00Z");
-
-        // A time that the March change skips (01:30 does not exist on 31 March 2024) runs
-        // right after the gap, 02:00 WEST = 01:00 UTC; one that October repeats (01:30 twice
-        // on 27 October 2024) counts once, at its first pass, 01:30 WEST = 00:30 UTC.
-        let night = "CRON_TZ=Europe/Lisbon\n30 1 * * * entrypoint.sh backup\n";
-        assert_eq!(
-            found(night, "2024-03-31T01:10:00Z").0,
-            "2024-03-31T01:00:00Z"
-        );
-        assert_eq!(
-            found(night, "2024-03-31T00:59:00Z").0,
-            "2024-03-30T01:30:00Z"
-        );
-        assert_eq!(
-            found(night, "2024-10-27T00:45:00Z").0,
-            "2024-10-27T00:30:00Z"
-        );
-        assert_eq!(
-            found(night, "2024-10-27T01:45:00Z").0,
-            "2024-10-27T00:30:00Z"
-        );
-        // Every 6 hours in Lisbon: 00, 06, 12, 18 local, whatever the offset.
-        let six = "CRON_TZ=Europe/Lisbon\n0 */6 * * * entrypoint.sh backup\n";
-        assert_eq!(found(six, "2024-03-31T05:30:00Z").0, "2024-03-31T05:00:00Z");
-        assert_eq!(found(six, "2024-03-31T04:59:00Z").0, "2024-03-31T00:00:00Z");
-        assert_eq!(found(six, "2024-10-27T06:30:00Z").0, "2024-10-27T06:00:00Z");
-        assert_eq!(found(six, "2024-10-27T05:59:00Z").0, "2024-10-26T23:00:00Z");
+        let lisbon = |line: &str| format!("CRON_TZ=Europe/Lisbon\n{line} entrypoint.sh backup");
+        let (night, six) = (lisbon("30 1 * * *"), lisbon("0 */6 * * *"));
+        newest_slots(&[
+            // Winter: 03:00 Lisbon is 03:00 UTC.
+            (c, "2024-03-30T03:30:00Z", "2024-03-30T03:00:00Z"),
+            // Summer: 14:00 Lisbon is 13:00 UTC.
+            (c, "2024-07-01T13:30:00Z", "2024-07-01T13:00:00Z"),
+            // Sunday 27 October 2024, after the change back: 03:00 Lisbon is 03:00 UTC again,
+            // and Saturday's 14:00 was 13:00 UTC.
+            (c, "2024-10-27T02:59:00Z", "2024-10-26T13:00:00Z"),
+            (c, "2024-10-27T03:00:00Z", "2024-10-27T03:00:00Z"),
+            // A time that the March change skips (01:30 does not exist on 31 March 2024) runs
+            // right after the gap, 02:00 WEST = 01:00 UTC; one that October repeats (01:30
+            // twice on 27 October 2024) counts once, at its first pass, 01:30 WEST = 00:30 UTC.
+            (&night, "2024-03-31T01:10:00Z", "2024-03-31T01:00:00Z"),
+            (&night, "2024-03-31T00:59:00Z", "2024-03-30T01:30:00Z"),
+            (&night, "2024-10-27T00:45:00Z", "2024-10-27T00:30:00Z"),
+            (&night, "2024-10-27T01:45:00Z", "2024-10-27T00:30:00Z"),
+            // Every 6 hours in Lisbon: 00, 06, 12, 18 local, whatever the offset.
+            (&six, "2024-03-31T05:30:00Z", "2024-03-31T05:00:00Z"),
+            (&six, "2024-03-31T04:59:00Z", "2024-03-31T00:00:00Z"),
+            (&six, "2024-10-27T06:30:00Z", "2024-10-27T06:00:00Z"),
+            (&six, "2024-10-27T05:59:00Z", "2024-10-26T23:00:00Z"),
+        ]);
     }
 
     // Guards issue 12: which lines back up, which prune, and a crontab without backup lines.
