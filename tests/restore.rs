@@ -358,7 +358,7 @@ fn assert_verify_fails(db: &str, dir: &Path, archive: &Path, reason: &str) {
     let verdict = r
         .stderr
         .lines()
-        .find(|l| l.starts_with("bica: verify FAILED"))
+        .find(|l| l.starts_with("bica-restore: verify FAILED"))
         .unwrap_or_else(|| panic!("no verdict:\n{}", r.stderr));
     assert!(
         verdict.contains(reason),
@@ -892,7 +892,7 @@ fn verify_fails_when_the_restored_database_holds_an_extra_object() {
     let verdict = r
         .stderr
         .lines()
-        .find(|l| l.starts_with("bica: verify FAILED: "))
+        .find(|l| l.starts_with("bica-restore: verify FAILED: "))
         .unwrap_or_else(|| panic!("no verdict:\n{}", r.stderr));
     assert!(
         verdict.contains("differs from the archive's contents: 1 difference (first: not in the archive: FUNCTION public planted())"),
@@ -987,7 +987,7 @@ fn restore_key_on_standard_input_and_one_clear_error_without_it() {
             && lines[0].contains("is encrypted and no key is configured"),
         "{lines:?}"
     );
-    assert!(lines[1].starts_with("bica: hint: "), "{lines:?}");
+    assert!(lines[1].starts_with("hint: "), "{lines:?}");
     assert!(!db_exists(&target2));
 
     // The wrong key: bica-seal's reason, then the summary; bica-pack says nothing.
@@ -1005,7 +1005,7 @@ fn restore_key_on_standard_input_and_one_clear_error_without_it() {
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("bica-seal: cannot decrypt: no identity matches this file"),
+            .contains("bica-restore: cannot decrypt: no identity matches this file"),
         "{}",
         r.stderr
     );
