@@ -52,6 +52,7 @@ struct Drill<'a> {
 
 impl Drill<'_> {
     fn fail(&self, why: impl std::fmt::Display) -> anyhow::Error {
+        guard::hold_if_interrupted();
         let why = why.to_string();
         if let Some(r) = self.recorder {
             r.record(&self.name, self.start.elapsed().as_secs(), &why, None);

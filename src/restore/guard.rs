@@ -4,7 +4,11 @@
 //! restore or the drill registered (drop the database this run created, record the drill's
 //! failure) and exits with 128 + the signal's number.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+
+/// Set once a signal was taken: from then on only the signal's thread speaks and exits.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 type Cleanup = Box<dyn FnOnce(&str) + Send>;
 
@@ -61,6 +65,7 @@ fn interrupted(sig: libc::c_int) -> ! {
         libc::SIGINT => "SIGINT",
         _ => "SIGHUP",
     };
+    INTERRUPTED.store(true, Ordering::SeqCst);
     let (children, cleanup) = {
         let mut s = state();
         (std::mem::take(&mut s.children), s.cleanup.take())
@@ -76,6 +81,14 @@ fn interrupted(sig: libc::c_int) -> ! {
         c(name);
     }
     std::process::exit(128 + sig);
+}
+
+/// Waits forever once interrupted: the failures the main thread sees then are the signal's
+/// doing (its children were ended), and the signal's thread says so, cleans up and exits.
+pub fn hold_if_interrupted() {
+    while INTERRUPTED.load(Ordering::SeqCst) {
+        std::thread::park();
+    }
 }
 
 /// A child that an interruption must end.

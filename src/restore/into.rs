@@ -42,6 +42,7 @@ const MAX_GLOBALS: usize = 64 << 20;
 
 /// The verdict line of a failed restore (the reasons were printed above it).
 fn failed(msg: impl std::fmt::Display) -> anyhow::Error {
+    guard::hold_if_interrupted();
     Fail::new(format!("restore FAILED: {msg}")).into()
 }
 

@@ -337,7 +337,13 @@ fn setup(
 pub fn run(cli: Cli) -> Result<()> {
     // Before any thread exists, so every thread inherits the blocked signals.
     guard::watch_signals();
-    match cli.command {
+    let result = command(cli.command);
+    guard::hold_if_interrupted();
+    result
+}
+
+fn command(command: Command) -> Result<()> {
+    match command {
         Command::Restore {
             archive,
             server,
