@@ -145,7 +145,7 @@ pub struct ArchiveArgs {
     #[arg(long, conflicts_with = "archive")]
     pub latest: bool,
     /// With --latest: the newest archive at --url
-    #[arg(long)]
+    #[arg(long, overrides_with = "remote")]
     pub remote: bool,
     /// The backup directory
     #[arg(long, value_name = "DIR", env = "BACKUP_DIR")]
