@@ -357,7 +357,7 @@ fn non_empty_target_needs_clean() {
 }
 
 // Guards: a drill stopped by SIGTERM (docker stop) drops its scratch database, says so, records
-// the failure and exits 143.
+// the failure and exits 143; its children hold the password only as PGPASSWORD.
 #[test]
 fn a_stopped_drill_drops_its_scratch_database() {
     let _turn = drill_lock();
@@ -383,7 +383,39 @@ fn a_stopped_drill_drops_its_scratch_database() {
         let s = scratch_dbs();
         (!s.is_empty()).then_some(s)
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Meanwhile: the children have the password as PGPASSWORD in their environment only,
+    // never in any argv, and none of bica-restore's own secrets.
+    let password = pg().password;
+    let children = wait_until("the restore's children", 30, || {
+        let c: Vec<u32> = ["pg_restore", "psql"]
+            .iter()
+            .flat_map(|n| child_pids_named(pid, n))
+            .collect();
+        (!c.is_empty()).then_some(c)
+    });
+    for p in std::iter::once(pid).chain(children.iter().copied()) {
+        let argv = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&argv).contains(&password),
+            "a password in the argv of {p}"
+        );
+    }
+    let mut read = 0;
+    for p in &children {
+        let Ok(environ) = fs::read(format!("/proc/{p}/environ")) else {
+            continue;
+        };
+        read += 1;
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert!(vars.contains(&format!("PGPASSWORD={password}")), "{vars:?}");
+        assert!(
+            !vars.iter().any(|v| v.starts_with("DB_PASSWORD=")),
+            "{vars:?}"
+        );
+    }
     send_signal(pid as i64, "-TERM");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
