@@ -510,3 +510,38 @@ fn a_restore_streams_in_bounded_memory() {
         )
     );
 }
+
+// Guards: a restore stopped by SIGTERM drops the database it created (its transaction is rolled
+// back with its psql), says so and exits 143.
+#[test]
+fn a_stopped_restore_drops_the_database_it_created() {
+    let big = big();
+    let target = unique_name("rb_big_stopped");
+    let child = bica_restore(&[
+        "restore",
+        big.archive.to_str().unwrap(),
+        "-i",
+        big.key.to_str().unwrap(),
+        "--into",
+        &target,
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    wait_until("the restore's psql", 60, || {
+        (db_exists(&target) && !child_pids_named(pid, "psql").is_empty()).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    send_signal(pid as i64, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "restore FAILED: interrupted by SIGTERM; dropped {target} again, which this restore had created"
+        )),
+        "{stderr}"
+    );
+    assert!(!db_exists(&target), "{target} left behind");
+}

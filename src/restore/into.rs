@@ -179,6 +179,12 @@ pub fn restore(opener: &Opener, mut server: Server, o: &Options) -> Result<()> {
             )));
         }
     };
+    if !created {
+        let db = into.clone();
+        guard::on_interrupt(move |sig| {
+            say(format!("restore FAILED: interrupted by {sig}; {db} is as it was before (its transaction was rolled back)"));
+        });
+    }
     say(format!(
         "restore: restoring {name} into {into} (one transaction: all or nothing)"
     ));
