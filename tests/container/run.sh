@@ -719,7 +719,7 @@ check_w() {
 	[[ $line == *"the archive was made by pg_dump 18."*" and every pg_restore here is older (17."*", 15."*"): it cannot read it; restore with a pg_restore of major 18 or newer"*"nothing was restored" ]] ||
 		fail "no 18 client, restore: $line"
 	[ -z "$(psql -X -A -t -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'from18'")" ] || fail "the refused restore created its database"
-	info "no 18 client, restore of an 18 archive: exit 1: ${line#bica: }"
+	info "no 18 client, restore of an 18 archive: exit 1: ${line#bica-restore: }"
 	# Unreachable at start-up: a warning; the configuration is still OK.
 	mapfile -t args < <(ctr_args "$dir" postgres "$((PG_PORT + 3))")
 	out=$(podman run --rm --no-healthcheck "${args[@]}" -e DB_WAIT=2 "$IMAGE" check 2>&1) || fail "check with the server down: $out"
