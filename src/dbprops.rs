@@ -244,9 +244,66 @@ fn read_roles(path: &PathBuf) -> Result<BTreeSet<String>> {
     Ok(text.lines().map(str::to_string).collect())
 }
 
+/// What [`render`] prints.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Only the CREATE DATABASE statement.
+    pub create: bool,
+    pub no_owner: bool,
+    pub no_privileges: bool,
+    /// The roles of the target server (None: assume every role exists).
+    pub roles: Option<BTreeSet<String>>,
+}
+
+/// The database-level statements of `text` (what `pg_restore --create` renders) for the database
+/// `into`, one per line, and the notes on what was left out and why.
+pub fn render(text: &str, into: &str, opts: &Options) -> Result<(String, Vec<String>)> {
+    let stmts = rewrite(text, into)?;
+    let exists = |r: &str| opts.roles.as_ref().is_none_or(|set| set.contains(r));
+    let mut out = String::new();
+    let mut notes = Vec::new();
+    for s in stmts {
+        let keep = match &s.kind {
+            Kind::Create => {
+                if opts.create {
+                    let (sql, tablespace) = without_tablespace(&s.sql);
+                    if let Some(t) = tablespace {
+                        notes.push(format!("the original's default tablespace {t} is not applied; the database is created in the server's default"));
+                    }
+                    out.push_str(&sql);
+                    out.push_str(";\n");
+                }
+                continue;
+            }
+            _ if opts.create => false,
+            Kind::Owner(_) if opts.no_owner => false,
+            Kind::Owner(role) if !exists(role) => {
+                notes.push(format!("the owner {role} does not exist on this server; the database stays owned by the user restoring it"));
+                false
+            }
+            Kind::RoleSetting(role) if !exists(role) => {
+                notes.push(format!("role {role} does not exist on this server; its settings in this database are not applied"));
+                false
+            }
+            Kind::Privilege if opts.no_privileges => false,
+            _ => true,
+        };
+        if keep {
+            out.push_str(&s.sql);
+            out.push_str(";\n");
+        }
+    }
+    Ok((out, notes))
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     if let Some(file) = &cli.before_commit {
-        return before_commit(file);
+        let insert =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let input = io::BufReader::with_capacity(crate::io::BUF_SIZE, io::stdin().lock());
+        let mut out = io::BufWriter::with_capacity(crate::io::BUF_SIZE, io::stdout().lock());
+        copy_before_commit(input, &mut out, &insert, |_| true, || Ok(()))?;
+        return out.flush().context("cannot write output");
     }
     let into = cli.into.as_deref().unwrap_or_default();
     if into.is_empty() {
@@ -264,62 +321,49 @@ pub fn run(cli: Cli) -> Result<()> {
             "more than 16 MiB of input: this is not the database-level part of an archive".into(),
         ));
     }
-    let stmts = rewrite(&text, into)?;
-    let roles = cli.roles.as_ref().map(read_roles).transpose()?;
-    let exists = |r: &str| roles.as_ref().is_none_or(|set| set.contains(r));
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    for s in stmts {
-        let keep = match &s.kind {
-            Kind::Create => {
-                if cli.create {
-                    let (sql, tablespace) = without_tablespace(&s.sql);
-                    if let Some(t) = tablespace {
-                        eprintln!("bica-dbprops: note: the original's default tablespace {t} is not applied; the database is created in the server's default");
-                    }
-                    writeln!(out, "{sql};").context("cannot write output")?;
-                }
-                continue;
-            }
-            _ if cli.create => false,
-            Kind::Owner(_) if cli.no_owner => false,
-            Kind::Owner(role) if !exists(role) => {
-                eprintln!("bica-dbprops: note: the owner {role} does not exist on this server; the database stays owned by the user restoring it");
-                false
-            }
-            Kind::RoleSetting(role) if !exists(role) => {
-                eprintln!("bica-dbprops: note: role {role} does not exist on this server; its settings in this database are not applied");
-                false
-            }
-            Kind::Privilege if cli.no_privileges => false,
-            _ => true,
-        };
-        if keep {
-            writeln!(out, "{};", s.sql).context("cannot write output")?;
-        }
+    let opts = Options {
+        create: cli.create,
+        no_owner: cli.no_owner,
+        no_privileges: cli.no_privileges,
+        roles: cli.roles.as_ref().map(read_roles).transpose()?,
+    };
+    let (sql, notes) = render(&text, into, &opts)?;
+    for n in notes {
+        eprintln!("bica-dbprops: note: {n}");
     }
-    out.flush().context("cannot write output")
+    let mut out = io::stdout().lock();
+    out.write_all(sql.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write output")
 }
 
-/// Copies standard input to standard output, inserting `file` before the final `COMMIT;`.
-/// Lines from a `COMMIT;` on are held back until a statement follows (then that COMMIT was not
-/// the last) or the input ends; what follows the last COMMIT is only comments and psql
-/// meta-commands, so memory stays small.
-fn before_commit(file: &PathBuf) -> Result<()> {
-    let insert = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let input = io::stdin().lock();
-    let mut reader = io::BufReader::with_capacity(crate::io::BUF_SIZE, input);
-    let mut out = io::BufWriter::with_capacity(crate::io::BUF_SIZE, io::stdout().lock());
+/// Copies `input` (the output of `pg_restore --single-transaction -f -`) to `out`, leaving out
+/// the lines `keep` refuses and inserting `insert` before the final `COMMIT;`. Lines from a
+/// `COMMIT;` on are held back until a statement follows (then that COMMIT was not the last) or
+/// the input ends; what follows the last COMMIT is only comments and psql meta-commands, so
+/// memory stays small. `ready` is asked just before the final COMMIT is written: an error there
+/// (the producer of the stream failed) writes no COMMIT, so the transaction rolls back.
+pub fn copy_before_commit<R: BufRead, W: Write>(
+    mut input: R,
+    out: &mut W,
+    insert: &[u8],
+    keep: impl Fn(&[u8]) -> bool,
+    ready: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     let mut held: Vec<Vec<u8>> = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = reader
+        let n = input
             .read_until(b'\n', &mut line)
-            .context("cannot read standard input")?;
+            .context("cannot read the SQL stream")?;
         if n == 0 {
             break;
         }
         let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
+        if !keep(trimmed) {
+            continue;
+        }
         if trimmed == b"COMMIT;" {
             for h in held.drain(..) {
                 out.write_all(&h).context("cannot write output")?;
@@ -336,6 +380,7 @@ fn before_commit(file: &PathBuf) -> Result<()> {
             out.write_all(&line).context("cannot write output")?;
         }
     }
+    ready()?;
     if held.is_empty() {
         return Err(Fail::new("the stream has no final COMMIT")
             .hint("render it with pg_restore --single-transaction -f -")
@@ -343,7 +388,7 @@ fn before_commit(file: &PathBuf) -> Result<()> {
             .into());
     }
     out.write_all(b"\n").context("cannot write output")?;
-    out.write_all(&insert).context("cannot write output")?;
+    out.write_all(insert).context("cannot write output")?;
     out.write_all(b"\n").context("cannot write output")?;
     for h in held {
         out.write_all(&h).context("cannot write output")?;

@@ -40,7 +40,7 @@ pub fn binary_stdin() -> Result<io::BufReader<io::Stdin>> {
 }
 
 /// Opens `path` for reading, or standard input for `-`.
-pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+pub fn open_input(path: &Path) -> Result<Box<dyn Read + Send>> {
     if path == Path::new("-") {
         return Ok(Box::new(binary_stdin()?));
     }

@@ -15,6 +15,7 @@ pub mod io;
 pub mod pack;
 pub mod prune;
 pub mod remote;
+pub mod restore;
 pub mod seal;
 pub mod sqltext;
 pub mod state;

@@ -799,6 +799,17 @@ impl Remote {
     }
 
     pub async fn get(&self, name: &str) -> Result<()> {
+        let out = tokio::io::BufWriter::with_capacity(crate::io::BUF_SIZE, tokio::io::stdout());
+        self.get_to(name, out).await
+    }
+
+    /// Streams the object `name` into `out`, checking its size and SHA-256 against what was
+    /// recorded at upload; an error after the last byte is the verdict (discard the output).
+    pub async fn get_to<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        name: &str,
+        mut out: W,
+    ) -> Result<()> {
         check_name(name)?;
         let key = self.target.key(name);
         let url = self.target.url_of(name);
@@ -824,7 +835,6 @@ impl Remote {
             .code(EXIT_DATA)
             .into());
         };
-        let mut out = tokio::io::BufWriter::with_capacity(crate::io::BUF_SIZE, tokio::io::stdout());
         let mut stream = r.into_stream();
         let mut hasher = Sha256::new();
         let mut n = 0u64;

@@ -267,51 +267,67 @@ fn cannot_decrypt(why: impl Into<String>) -> Fail {
     Fail::new(why).code(EXIT_DATA)
 }
 
-fn load_identities(paths: &[PathBuf]) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>> {
+/// An age identity, as the decryptor takes it.
+pub type Identity = Box<dyn age::Identity + Send + Sync>;
+
+fn load_identities(paths: &[PathBuf]) -> Result<Vec<Identity>> {
     let mut ids = Vec::new();
     for path in paths {
-        let file = File::open(path).map_err(|e| {
+        let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::Error::from(usage(format!(
                 "cannot read identity file {}: {e}",
                 path.display()
             )))
         })?;
-        let parsed = age::IdentityFile::from_buffer(BufReader::new(file))
-            .and_then(|f| {
-                f.into_identities()
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
-            })
-            .map_err(|e| {
-                anyhow::Error::from(
-                    usage(format!("{} is not an age identity file: {e}", path.display()))
-                        .hint("an identity file holds a line starting with AGE-SECRET-KEY-1 (made by `bica-seal --keygen` or age-keygen)"),
-                )
-            })?;
-        if parsed.is_empty() {
-            return Err(usage(format!("{} holds no identity", path.display())).into());
-        }
-        ids.extend(parsed);
+        ids.extend(parse_identities(&text, &path.display().to_string())?);
     }
     Ok(ids)
 }
 
-fn decrypt(cli: &Cli, input: Box<dyn Read>) -> Result<()> {
-    let identities: Vec<Box<dyn age::Identity + Send + Sync>> = if cli.passphrase {
-        let mut identity = age::scrypt::Identity::new(passphrase(cli)?);
-        identity.set_max_work_factor(SCRYPT_MAX_WORK_FACTOR);
-        vec![Box::new(identity)]
-    } else if cli.identity.is_empty() {
-        return Err(usage("no identity: nothing to decrypt with")
-            .hint("give -i FILE (the age identity, private key), or -p for a passphrase")
-            .into());
-    } else {
-        load_identities(&cli.identity)?
+/// The identities in the text of an identity file (`origin` names it in errors); at least one.
+pub fn parse_identities(text: &str, origin: &str) -> Result<Vec<Identity>> {
+    let parsed = age::IdentityFile::from_buffer(text.as_bytes())
+        .and_then(|f| {
+            f.into_identities()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+        })
+        .map_err(|e| {
+            anyhow::Error::from(
+                usage(format!("{origin} is not an age identity file: {e}"))
+                    .hint("an identity file holds a line starting with AGE-SECRET-KEY-1 (made by `bica-seal --keygen` or age-keygen)"),
+            )
+        })?;
+    if parsed.is_empty() {
+        return Err(usage(format!("{origin} holds no identity")).into());
+    }
+    Ok(parsed)
+}
+
+/// What opens an age file: identities, or a passphrase.
+pub enum Key {
+    Identities(Vec<Identity>),
+    Passphrase(SecretString),
+}
+
+/// The plaintext of the age file `input`, once its header was read and the key matched; the
+/// reader's errors are the stream's (see [`stream_error`]).
+pub fn decrypting_reader<R: Read + Send + 'static>(
+    input: R,
+    key: Key,
+) -> Result<Box<dyn Read + Send>> {
+    let (identities, passphrase): (Vec<Identity>, bool) = match key {
+        Key::Passphrase(p) => {
+            let mut identity = age::scrypt::Identity::new(p);
+            identity.set_max_work_factor(SCRYPT_MAX_WORK_FACTOR);
+            (vec![Box::new(identity)], true)
+        }
+        Key::Identities(ids) => (ids, false),
     };
     let decryptor =
         age::Decryptor::new_buffered(BufReader::with_capacity(crate::io::BUF_SIZE, input))
-            .map_err(|e| decrypt_error(e, cli.passphrase))?;
-    if decryptor.is_scrypt() != cli.passphrase {
-        return Err(if cli.passphrase {
+            .map_err(|e| decrypt_error(e, passphrase))?;
+    if decryptor.is_scrypt() != passphrase {
+        return Err(if passphrase {
             cannot_decrypt("this file was encrypted to public keys, not a passphrase")
                 .hint("decrypt with -i IDENTITY_FILE")
         } else {
@@ -320,9 +336,34 @@ fn decrypt(cli: &Cli, input: Box<dyn Read>) -> Result<()> {
         }
         .into());
     }
-    let mut reader = decryptor
+    let reader = decryptor
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-        .map_err(|e| decrypt_error(e, cli.passphrase))?;
+        .map_err(|e| decrypt_error(e, passphrase))?;
+    Ok(Box::new(reader))
+}
+
+/// A read error of a decrypting reader: age's stream reader fails on a chunk that does not
+/// authenticate, or a missing end.
+pub fn stream_error(e: io::Error) -> anyhow::Error {
+    let why = if e.kind() == io::ErrorKind::UnexpectedEof {
+        "the file ends early (truncated)".to_string()
+    } else {
+        format!("the file is damaged ({e})")
+    };
+    anyhow::Error::from(cannot_decrypt(why)).context("cannot decrypt")
+}
+
+fn decrypt(cli: &Cli, input: Box<dyn Read + Send>) -> Result<()> {
+    let key = if cli.passphrase {
+        Key::Passphrase(passphrase(cli)?)
+    } else if cli.identity.is_empty() {
+        return Err(usage("no identity: nothing to decrypt with")
+            .hint("give -i FILE (the age identity, private key), or -p for a passphrase")
+            .into());
+    } else {
+        Key::Identities(load_identities(&cli.identity)?)
+    };
+    let mut reader = decrypting_reader(input, key)?;
     let mut out = crate::io::binary_stdout()?;
     let result = copy(&mut reader, &mut out);
     // Flush what was authenticated so far even on failure: the error below is the verdict.
@@ -330,15 +371,7 @@ fn decrypt(cli: &Cli, input: Box<dyn Read>) -> Result<()> {
     match result {
         Ok(_) => flushed,
         Err(CopyError::Write(e)) => Err(write_error(e)),
-        // age's stream reader fails on a chunk that does not authenticate, or a missing end.
-        Err(CopyError::Read(e)) => {
-            let why = if e.kind() == io::ErrorKind::UnexpectedEof {
-                "the file ends early (truncated)".to_string()
-            } else {
-                format!("the file is damaged ({e})")
-            };
-            Err(anyhow::Error::from(cannot_decrypt(why)).context("cannot decrypt"))
-        }
+        Err(CopyError::Read(e)) => Err(stream_error(e)),
     }
 }
 

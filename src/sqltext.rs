@@ -180,6 +180,36 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
+/// Rewrites `pg_dumpall --globals-only` SQL so that the roles and tablespaces that exist already
+/// on the target server (`roles`, `tablespaces`: their names) are left alone: their `CREATE`
+/// and `ALTER` lines become comments, so restoring globals never changes an existing role, not
+/// even the password of the user doing the restore. Every other line is kept as it is.
+pub fn keep_existing_globals(
+    sql: &str,
+    roles: &std::collections::BTreeSet<String>,
+    tablespaces: &std::collections::BTreeSet<String>,
+) -> String {
+    let mut out = String::with_capacity(sql.len());
+    for line in sql.split_inclusive('\n') {
+        let named = |kind: &str| {
+            ["CREATE ", "ALTER "].iter().find_map(|verb| {
+                let rest = line.strip_prefix(verb)?.strip_prefix(kind)?;
+                ident_at(rest.strip_prefix(' ')?).map(|id| id.value)
+            })
+        };
+        let skip = match (named("ROLE"), named("TABLESPACE")) {
+            (Some(r), _) if roles.contains(&r) => Some("role"),
+            (_, Some(t)) if tablespaces.contains(&t) => Some("tablespace"),
+            _ => None,
+        };
+        if let Some(what) = skip {
+            out.push_str(&format!("-- bica: {what} exists, left as it is: "));
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +249,35 @@ mod tests {
         assert_eq!(find_keyword("OWNERS", "OWNER"), None);
         assert_eq!(find_keyword("é OWNER", "OWNER"), Some(3));
         assert_eq!(find_keyword("OWNEé", "OWNER"), None);
+    }
+
+    #[test]
+    fn existing_globals_are_left_alone() {
+        let sql = "CREATE ROLE app;\nALTER ROLE app WITH NOSUPERUSER LOGIN PASSWORD 'x';\n\
+CREATE ROLE \"Odd \"\"name\"\"; x\";\nALTER ROLE \"Odd \"\"name\"\"; x\" WITH LOGIN;\n\
+CREATE ROLE new_one;\nALTER ROLE new_one WITH LOGIN;\nCREATE ROLE application;\n\
+GRANT app TO new_one;\nCREATE TABLESPACE fast OWNER app LOCATION '/x';\n\
+CREATE TABLESPACE \"app\" LOCATION '/y';\n";
+        let roles = ["app", "Odd \"name\"; x"].map(String::from).into();
+        let tablespaces = ["fast"].map(String::from).into();
+        let out = keep_existing_globals(sql, &roles, &tablespaces);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            "-- bica: role exists, left as it is: CREATE ROLE app;"
+        );
+        assert!(lines[1].starts_with("-- bica: role exists, left as it is: ALTER ROLE app "));
+        assert!(lines[2].starts_with("-- bica: role exists, left as it is: CREATE ROLE \"Odd"));
+        assert!(lines[3].starts_with("-- bica: role exists, left as it is: ALTER ROLE \"Odd"));
+        // A new role, a name that only starts like an existing one, grants: kept.
+        assert_eq!(lines[4], "CREATE ROLE new_one;");
+        assert_eq!(lines[5], "ALTER ROLE new_one WITH LOGIN;");
+        assert_eq!(lines[6], "CREATE ROLE application;");
+        assert_eq!(lines[7], "GRANT app TO new_one;");
+        assert!(lines[8]
+            .starts_with("-- bica: tablespace exists, left as it is: CREATE TABLESPACE fast"));
+        // A tablespace named like an existing role is not that role.
+        assert_eq!(lines[9], "CREATE TABLESPACE \"app\" LOCATION '/y';");
+        assert_eq!(lines.len(), sql.lines().count());
     }
 }

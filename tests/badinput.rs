@@ -553,11 +553,7 @@ fn hostile_database_name_and_backup_dir() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let archive = archives(&dir).pop().expect("an archive");
     let into = format!("restored 'q' \"z\" = {}", unique_name("y"));
-    let r = run(&mut entrypoint_cmd(
-        &db,
-        &dir,
-        &["restore", &archive, "--into", &into],
-    ));
+    let r = run(&mut restore_cmd(&db, &dir, &archive, &into, &[]));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_same_db(&db, &into);
     let r = run(&mut entrypoint_cmd(&db, &dir, &["list"]));

@@ -36,11 +36,7 @@ fn backup(db: &str, dir: &Path) -> std::path::PathBuf {
 }
 
 fn restore(db: &str, dir: &Path, archive: &Path, into: &str) {
-    let r = run(&mut entrypoint_cmd(
-        db,
-        dir,
-        &["restore", archive.to_str().unwrap(), "--into", into],
-    ));
+    let r = run(&mut restore_cmd(db, dir, &archive, into, &[]));
     assert_eq!(r.code, Some(0), "restore failed:\n{}", r.stderr);
 }
 

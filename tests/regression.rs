@@ -260,7 +260,7 @@ fn round_trip(cluster: &Cluster, db: &str, what: &str) {
     let verdict = r
         .stderr
         .lines()
-        .find(|l| l.starts_with("bica: verify OK: "))
+        .find(|l| l.starts_with("bica-restore: verify OK: "))
         .expect("a verdict")
         .to_string();
     let (tables, rows) = table_and_row_counts(cluster, db);

@@ -65,11 +65,7 @@ fn restore_into_a_new_database() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let _second = backup(&db, dir.path(), &[]);
     let target = unique_name("rs_new");
-    let r = run(&mut entrypoint_cmd(
-        &db,
-        dir.path(),
-        &["restore", "--latest", "--into", &target],
-    ));
+    let r = run(&mut restore_cmd(&db, dir.path(), "--latest", &target, &[]));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("restore OK: ")), "{}", r.stderr);
     assert!(
@@ -82,11 +78,7 @@ fn restore_into_a_new_database() {
     // By name, relative to BACKUP_DIR, into another new database: the first archive.
     let older = unique_name("rs_old");
     let name = first.file_name().unwrap().to_str().unwrap();
-    let r = run(&mut entrypoint_cmd(
-        &db,
-        dir.path(),
-        &["restore", name, "--into", &older],
-    ));
+    let r = run(&mut restore_cmd(&db, dir.path(), name, &older, &[]));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let n = |d: &str| psql(d, "SELECT count(*) FROM orders");
     assert_eq!(
@@ -103,11 +95,7 @@ fn restore_refuses_a_non_empty_database_unless_clean() {
     let dir = tempdir();
     let archive = backup(&db, dir.path(), &[]);
     let reference = create_db("rs_ref");
-    let r = run(&mut entrypoint_cmd(
-        &db,
-        dir.path(),
-        &["restore", archive.to_str().unwrap(), "--into", &reference],
-    ));
+    let r = run(&mut restore_cmd(&db, dir.path(), &archive, &reference, &[]));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
 
     psql(
@@ -156,11 +144,7 @@ fn failed_restore_is_all_or_nothing() {
     psql(&db, &format!("DROP TABLE owned"));
     psql("postgres", &format!("DROP ROLE {role}"));
     let target = unique_name("rs_fail");
-    let r = run(&mut entrypoint_cmd(
-        &db,
-        dir.path(),
-        &["restore", archive.to_str().unwrap(), "--into", &target],
-    ));
+    let r = run(&mut restore_cmd(&db, dir.path(), &archive, &target, &[]));
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(
         r.stderr
@@ -175,16 +159,12 @@ fn failed_restore_is_all_or_nothing() {
     );
 
     // Without owners it works.
-    let r = run(&mut entrypoint_cmd(
+    let r = run(&mut restore_cmd(
         &db,
         dir.path(),
-        &[
-            "restore",
-            archive.to_str().unwrap(),
-            "--into",
-            &target,
-            "--no-owner",
-        ],
+        &archive,
+        &target,
+        &["--no-owner"],
     ));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(psql(&target, "SELECT x FROM owned").trim(), "1");
@@ -210,16 +190,12 @@ fn restore_with_globals_recreates_missing_roles_only() {
     psql(&db, "DROP TABLE t");
     psql("postgres", &format!("DROP ROLE {role}"));
     let target = unique_name("rs_glob_new");
-    let r = run(&mut entrypoint_cmd(
+    let r = run(&mut restore_cmd(
         &db,
         dir.path(),
-        &[
-            "restore",
-            archive.to_str().unwrap(),
-            "--into",
-            &target,
-            "--with-globals",
-        ],
+        &archive,
+        &target,
+        &["--with-globals"],
     ));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(
@@ -358,7 +334,7 @@ fn assert_verify_fails(db: &str, dir: &Path, archive: &Path, reason: &str) {
     let verdict = r
         .stderr
         .lines()
-        .find(|l| l.starts_with("bica: verify FAILED"))
+        .find(|l| l.starts_with("bica-restore: verify FAILED"))
         .unwrap_or_else(|| panic!("no verdict:\n{}", r.stderr));
     assert!(
         verdict.contains(reason),
@@ -624,11 +600,7 @@ fn restore_refuses_an_archive_newer_than_pg_restore() {
     assert!(pack.wait().unwrap().success());
 
     let target = unique_name("rs_newer_into");
-    let r = run(&mut entrypoint_cmd(
-        &db,
-        dir.path(),
-        &["restore", archive.to_str().unwrap(), "--into", &target],
-    ));
+    let r = run(&mut restore_cmd(&db, dir.path(), &archive, &target, &[]));
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     let ours = version.split('.').next().unwrap();
     let expect = format!("made by pg_dump 99.");
@@ -682,11 +654,7 @@ fn a_restore_with_large_objects_that_fails_late_leaves_nothing_behind() {
     // A --clean target that the failed restore must leave exactly as it is: a good restore
     // of the archive (the role still exists), then changed.
     let cleaned = unique_name("rs_lo_clean");
-    let r = run(&mut entrypoint_cmd(
-        &db,
-        dir.path(),
-        &["restore", archive, "--into", &cleaned],
-    ));
+    let r = run(&mut restore_cmd(&db, dir.path(), archive, &cleaned, &[]));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_no_transaction_warnings(&r.stderr);
     assert_eq!(large_objects(&cleaned), "3");
@@ -703,11 +671,8 @@ fn a_restore_with_large_objects_that_fails_late_leaves_nothing_behind() {
     let empty = create_db("rs_lo_empty");
     let new = unique_name("rs_lo_new");
     for (target, clean) in [(&new, false), (&empty, false), (&cleaned, true)] {
-        let mut args = vec!["restore", archive, "--into", target.as_str()];
-        if clean {
-            args.push("--clean");
-        }
-        let r = run(&mut entrypoint_cmd(&db, dir.path(), &args));
+        let flags: &[&str] = if clean { &["--clean"] } else { &[] };
+        let r = run(&mut restore_cmd(&db, dir.path(), archive, target, flags));
         assert_eq!(r.code, Some(1), "{target}: {}", r.stderr);
         assert!(
             r.stderr
@@ -737,10 +702,12 @@ fn a_restore_with_large_objects_that_fails_late_leaves_nothing_behind() {
     );
 
     // The same archive without owners and grants: all of it, large objects included.
-    let r = run(&mut entrypoint_cmd(
+    let r = run(&mut restore_cmd(
         &db,
         dir.path(),
-        &["restore", archive, "--into", &empty, "--no-owner"],
+        archive,
+        &empty,
+        &["--no-owner"],
     ));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_no_transaction_warnings(&r.stderr);
@@ -793,11 +760,7 @@ fn restore_brings_back_the_database_properties() {
     assert!(original.starts_with("LATIN1 | C | C | 7 | "), "{original}");
 
     let target = unique_name("rs_props_new");
-    let r = run(&mut entrypoint_cmd(
-        &db,
-        dir.path(),
-        &["restore", archive.to_str().unwrap(), "--into", &target],
-    ));
+    let r = run(&mut restore_cmd(&db, dir.path(), &archive, &target, &[]));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(database_properties(&target), original);
     assert_eq!(dump_text(&target), dump_text(&db));
@@ -806,16 +769,12 @@ fn restore_brings_back_the_database_properties() {
     // Without owners and grants: owned by the restoring user, the default grants, and the
     // settings, comment, limit and encoding all the same.
     let plain = unique_name("rs_props_plain");
-    let r = run(&mut entrypoint_cmd(
+    let r = run(&mut restore_cmd(
         &db,
         dir.path(),
-        &[
-            "restore",
-            archive.to_str().unwrap(),
-            "--into",
-            &plain,
-            "--no-owner",
-        ],
+        &archive,
+        &plain,
+        &["--no-owner"],
     ));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let props = database_properties(&plain);
@@ -892,7 +851,7 @@ fn verify_fails_when_the_restored_database_holds_an_extra_object() {
     let verdict = r
         .stderr
         .lines()
-        .find(|l| l.starts_with("bica: verify FAILED: "))
+        .find(|l| l.starts_with("bica-restore: verify FAILED: "))
         .unwrap_or_else(|| panic!("no verdict:\n{}", r.stderr));
     assert!(
         verdict.contains("differs from the archive's contents: 1 difference (first: not in the archive: FUNCTION public planted())"),
@@ -965,7 +924,7 @@ fn restore_key_on_standard_input_and_one_clear_error_without_it() {
 
     // The key on standard input.
     let target = unique_name("rs_stdin");
-    let mut cmd = entrypoint_cmd(&db, dir.path(), &["restore", &name, "--into", &target]);
+    let mut cmd = restore_cmd(&db, dir.path(), &name, &target, &[]);
     cmd.env("ENCRYPT_IDENTITY_FILE", "-")
         .stdin(fs::File::open(&key).unwrap());
     let r = run(&mut cmd);
@@ -974,11 +933,7 @@ fn restore_key_on_standard_input_and_one_clear_error_without_it() {
 
     // No key: exit 2, the reason and the hint, nothing else.
     let target2 = unique_name("rs_nokey");
-    let r = run(&mut entrypoint_cmd(
-        &db,
-        dir.path(),
-        &["restore", &name, "--into", &target2],
-    ));
+    let r = run(&mut restore_cmd(&db, dir.path(), &name, &target2, &[]));
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -987,7 +942,7 @@ fn restore_key_on_standard_input_and_one_clear_error_without_it() {
             && lines[0].contains("is encrypted and no key is configured"),
         "{lines:?}"
     );
-    assert!(lines[1].starts_with("bica: hint: "), "{lines:?}");
+    assert!(lines[1].starts_with("hint: "), "{lines:?}");
     assert!(!db_exists(&target2));
 
     // The wrong key: bica-seal's reason, then the summary; bica-pack says nothing.
@@ -999,13 +954,13 @@ fn restore_key_on_standard_input_and_one_clear_error_without_it() {
         .code,
         Some(0)
     );
-    let mut cmd = entrypoint_cmd(&db, dir.path(), &["restore", &name, "--into", &target2]);
+    let mut cmd = restore_cmd(&db, dir.path(), &name, &target2, &[]);
     cmd.env("ENCRYPT_IDENTITY_FILE", &other);
     let r = run(&mut cmd);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("bica-seal: cannot decrypt: no identity matches this file"),
+            .contains("bica-restore: cannot decrypt: no identity matches this file"),
         "{}",
         r.stderr
     );
@@ -1022,7 +977,7 @@ fn restore_key_on_standard_input_and_one_clear_error_without_it() {
     assert!(!db_exists(&target2));
 
     // A key file this user cannot read says so, and how to pass it instead.
-    let mut cmd = entrypoint_cmd(&db, dir.path(), &["restore", &name, "--into", &target2]);
+    let mut cmd = restore_cmd(&db, dir.path(), &name, &target2, &[]);
     cmd.env("ENCRYPT_IDENTITY_FILE", keys.path().join("missing.txt"));
     let r = run(&mut cmd);
     assert_eq!(r.code, Some(2), "{}", r.stderr);

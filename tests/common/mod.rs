@@ -585,3 +585,16 @@ pub fn database_properties_sql(db: &str) -> String {
         db.replace('\'', "''")
     )
 }
+
+/// `entrypoint.sh restore ARCHIVE --into INTO FLAGS...` for `db`, with `dir` as BACKUP_DIR.
+pub fn restore_cmd(
+    db: &str,
+    dir: &Path,
+    archive: impl AsRef<std::ffi::OsStr>,
+    into: &str,
+    flags: &[&str],
+) -> Command {
+    let mut cmd = entrypoint_cmd(db, dir, &["restore"]);
+    cmd.arg(archive).args(["--into", into]).args(flags);
+    cmd
+}

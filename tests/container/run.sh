@@ -596,7 +596,7 @@ check_v() {
 			cat "$WORK/v$major.restore"
 			fail "PostgreSQL $major: entrypoint.sh restore failed"
 		}
-		grep -q "^bica: restore: PostgreSQL $major\.[0-9]* server: pg_restore $major\.[0-9]* (/usr/lib/postgresql/$major/bin/pg_restore)" "$WORK/v$major.restore" ||
+		grep -q "^bica-restore: restore: PostgreSQL $major\.[0-9]* server: pg_restore $major\.[0-9]* (/usr/lib/postgresql/$major/bin/pg_restore)" "$WORK/v$major.restore" ||
 			fail "PostgreSQL $major: restore did not use pg_restore $major: $(grep 'restore:' "$WORK/v$major.restore")"
 		image_dump "$major" awk "$major" >"$WORK/v$major.orig.sql"
 		image_dump "$major" awk_restored "$major" >"$WORK/v$major.restored.sql"
@@ -624,7 +624,7 @@ check_v() {
 		cat "$WORK/v15to18.restore"
 		fail "15 -> 18: entrypoint.sh restore --with-globals failed"
 	}
-	grep -q '^bica: restore: PostgreSQL 18\.[0-9]* server: pg_restore 18\.[0-9]* (/usr/lib/postgresql/18/bin/pg_restore), for an archive made by pg_dump 15\.' "$WORK/v15to18.restore" ||
+	grep -q '^bica-restore: restore: PostgreSQL 18\.[0-9]* server: pg_restore 18\.[0-9]* (/usr/lib/postgresql/18/bin/pg_restore), for an archive made by pg_dump 15\.' "$WORK/v15to18.restore" ||
 		fail "15 -> 18: not restored with pg_restore 18: $(grep 'restore:' "$WORK/v15to18.restore")"
 	image_dump 15 awk 18 | without_views >"$WORK/v15to18.orig.sql"
 	image_dump 18 awk_from15 18 | without_views >"$WORK/v15to18.restored.sql"
@@ -651,7 +651,7 @@ check_v() {
 		cat "$WORK/v18to15.restore"
 		fail "18 -> 15: entrypoint.sh restore failed"
 	}
-	grep -q "^bica: restore: pg_restore 18 feeds an older server: its 'SET transaction_timeout = 0' line is left out" "$WORK/v18to15.restore" ||
+	grep -q "^bica-restore: restore: pg_restore 18 feeds an older server: its 'SET transaction_timeout = 0' line is left out" "$WORK/v18to15.restore" ||
 		fail "18 -> 15: the transaction_timeout line was not announced: $(cat "$WORK/v18to15.restore")"
 	image_dump 18 awk 18 | without_views | sed -E 's/ CONSTRAINT [a-z0-9_]+_not_null NOT NULL/ NOT NULL/' >"$WORK/v18to15.orig.sql"
 	image_dump 15 awk_from18 18 | without_views | sed -E 's/ CONSTRAINT [a-z0-9_]+_not_null NOT NULL/ NOT NULL/' >"$WORK/v18to15.restored.sql"
@@ -715,11 +715,11 @@ check_w() {
 	rc=$?
 	set -e
 	((rc == 1)) || fail "no 18 client, restore of an 18 archive: exit $rc: $(cat "$WORK/w.restore.log")"
-	line=$(grep '^bica: restore FAILED' "$WORK/w.restore.log") || fail "no verdict: $(cat "$WORK/w.restore.log")"
+	line=$(grep '^bica-restore: restore FAILED' "$WORK/w.restore.log") || fail "no verdict: $(cat "$WORK/w.restore.log")"
 	[[ $line == *"the archive was made by pg_dump 18."*" and every pg_restore here is older (17."*", 15."*"): it cannot read it; restore with a pg_restore of major 18 or newer"*"nothing was restored" ]] ||
 		fail "no 18 client, restore: $line"
 	[ -z "$(psql -X -A -t -d postgres -c "SELECT 1 FROM pg_database WHERE datname = 'from18'")" ] || fail "the refused restore created its database"
-	info "no 18 client, restore of an 18 archive: exit 1: ${line#bica: }"
+	info "no 18 client, restore of an 18 archive: exit 1: ${line#bica-restore: }"
 	# Unreachable at start-up: a warning; the configuration is still OK.
 	mapfile -t args < <(ctr_args "$dir" postgres "$((PG_PORT + 3))")
 	out=$(podman run --rm --no-healthcheck "${args[@]}" -e DB_WAIT=2 "$IMAGE" check 2>&1) || fail "check with the server down: $out"
@@ -1185,7 +1185,7 @@ EOF
 	[ "$a" = "$b" ] || fail "app_restored differs from app"
 	grep -q 'COPY public.t ' <<<"$b" || fail "the restored database lacks the table"
 	grep -q 'into app_restored: 1 table, 5000 rows' "$WORK/p.restore" || fail "the restore summary miscounts: $(grep 'restore OK' "$WORK/p.restore")"
-	info "seed-shaped compose (plain DB_PASSWORD, ENCRYPT=true, ENCRYPT_PASS): $(archives backups | wc -l) archives, all .age; $(grep 'restore OK' "$WORK/p.restore" | sed 's/^bica: //')"
+	info "seed-shaped compose (plain DB_PASSWORD, ENCRYPT=true, ENCRYPT_PASS): $(archives backups | wc -l) archives, all .age; $(grep 'restore OK' "$WORK/p.restore" | sed 's/^bica-restore: //')"
 	docker-compose -p "$NAME-seed" down -v >"$WORK/p.down" 2>&1 || fail "docker-compose down failed"
 	cd "$REPO"
 }
@@ -1232,7 +1232,7 @@ check_s() {
 	done
 	# The catch-up plus at least two scheduled archives, and (where a drill is scheduled) a drill.
 	for form in "${!forms[@]}"; do
-		n=${ctr[$form]#bica-s}
+		n=${ctr[$form]#"$NAME"-s}
 		wait_for 120 count_at_least "$WORK/s$n" 3 || {
 			podman logs "${ctr[$form]}" 2>&1 | tail -n 15
 			fail "$form: fewer than 3 archives (catch-up + 2 scheduled) within 120 s"
@@ -1245,7 +1245,7 @@ check_s() {
 	dump_db shop >"$WORK/s.shop.sql"
 	podman stop -t 30 "${ctr[@]}" >/dev/null 2>&1
 	for form in "${!forms[@]}"; do
-		n=${ctr[$form]#bica-s}
+		n=${ctr[$form]#"$NAME"-s}
 		dir="$WORK/s$n"
 		podman logs "${ctr[$form]}" >"$WORK/s$n.log" 2>&1
 		grep -q 'catch-up: the slot at .* was missed' "$WORK/s$n.log" || fail "$form: no catch-up at start"
