@@ -32,9 +32,9 @@ WORKDIR /src
 # Dependencies first, in their own layer: a change to Bica's sources does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src bins/bica-dump bins/bica-pack bins/bica-seal bins/bica-prune bins/bica-state \
-        bins/bica-compare bins/bica-dbprops bins/bica-remote \
+        bins/bica-compare bins/bica-dbprops bins/bica-remote bins/bica-config \
     && touch src/lib.rs \
-    && for b in dump pack seal prune state compare dbprops remote; do echo 'fn main() {}' > "bins/bica-$b/main.rs"; done \
+    && for b in dump pack seal prune state compare dbprops remote config; do echo 'fn main() {}' > "bins/bica-$b/main.rs"; done \
     && cargo build --release --locked \
     && rm -rf src bins
 
@@ -47,7 +47,8 @@ RUN find src bins -name '*.rs' -exec touch {} + \
     && mkdir -p /out \
     && cp target/release/bica-dump target/release/bica-pack target/release/bica-seal \
           target/release/bica-prune target/release/bica-state \
-          target/release/bica-compare target/release/bica-dbprops target/release/bica-remote /out/
+          target/release/bica-compare target/release/bica-dbprops target/release/bica-remote \
+          target/release/bica-config /out/
 
 # ---------------------------------------------------------------------------------------------
 # supercronic: the cron for containers (logs to stdout, reaps children, graceful stop), taken

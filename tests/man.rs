@@ -148,4 +148,9 @@ fn man_pages_are_current() {
         bica::remote::Cli::command(),
         &bica::remote::DOC,
     );
+    check(
+        "bica-config",
+        bica::config::Cli::command(),
+        &bica::config::DOC,
+    );
 }
