@@ -348,8 +348,8 @@ fn writable_dir(dir: &Path) -> bool {
     }
 }
 
-/// The whole configuration: every setting, every problem of `scope` at once, in the order of
-/// the settings' documentation.
+/// The whole configuration: every setting, and every problem of `scope` at once, in the order
+/// entrypoint.sh has always reported them.
 pub fn judge(env: &Env, scope: Scope) -> Config {
     let all = scope == Scope::All;
     let mut j = Judge {
@@ -948,7 +948,8 @@ mod tests {
     fn the_encryption_table() {
         // (ENCRYPT, recipients, passphrase) -> mode, or the start of the problem; warning.
         let both = "both age recipients (ENCRYPT_RECIPIENTS*) and a passphrase";
-        let cases: &[(&str, bool, bool, Result<Mode, &str>, bool)] = &[
+        type Row = (&'static str, bool, bool, Result<Mode, &'static str>, bool);
+        let cases: &[Row] = &[
             ("", false, false, Ok(Mode::None), false),
             ("", true, false, Ok(Mode::Recipients), false),
             ("", false, true, Ok(Mode::Passphrase), false),
