@@ -1232,7 +1232,7 @@ check_s() {
 	done
 	# The catch-up plus at least two scheduled archives, and (where a drill is scheduled) a drill.
 	for form in "${!forms[@]}"; do
-		n=${ctr[$form]#bica-s}
+		n=${ctr[$form]#"$NAME"-s}
 		wait_for 120 count_at_least "$WORK/s$n" 3 || {
 			podman logs "${ctr[$form]}" 2>&1 | tail -n 15
 			fail "$form: fewer than 3 archives (catch-up + 2 scheduled) within 120 s"
@@ -1245,7 +1245,7 @@ check_s() {
 	dump_db shop >"$WORK/s.shop.sql"
 	podman stop -t 30 "${ctr[@]}" >/dev/null 2>&1
 	for form in "${!forms[@]}"; do
-		n=${ctr[$form]#bica-s}
+		n=${ctr[$form]#"$NAME"-s}
 		dir="$WORK/s$n"
 		podman logs "${ctr[$form]}" >"$WORK/s$n.log" 2>&1
 		grep -q 'catch-up: the slot at .* was missed' "$WORK/s$n.log" || fail "$form: no catch-up at start"
