@@ -32,9 +32,9 @@ WORKDIR /src
 # Dependencies first, in their own layer: a change to Bica's sources does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src bins/bica-dump bins/bica-pack bins/bica-seal bins/bica-prune bins/bica-state \
-        bins/bica-compare bins/bica-dbprops bins/bica-remote bins/bica-restore \
+        bins/bica-compare bins/bica-dbprops bins/bica-remote bins/bica-restore bins/bica-config \
     && touch src/lib.rs \
-    && for b in dump pack seal prune state compare dbprops remote restore; do echo 'fn main() {}' > "bins/bica-$b/main.rs"; done \
+    && for b in dump pack seal prune state compare dbprops remote restore config; do echo 'fn main() {}' > "bins/bica-$b/main.rs"; done \
     && cargo build --release --locked \
     && rm -rf src bins
 
@@ -48,7 +48,7 @@ RUN find src bins -name '*.rs' -exec touch {} + \
     && cp target/release/bica-dump target/release/bica-pack target/release/bica-seal \
           target/release/bica-prune target/release/bica-state \
           target/release/bica-compare target/release/bica-dbprops target/release/bica-remote \
-          target/release/bica-restore /out/
+          target/release/bica-restore target/release/bica-config /out/
 
 # ---------------------------------------------------------------------------------------------
 # supercronic: the cron for containers (logs to stdout, reaps children, graceful stop), taken

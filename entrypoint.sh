@@ -1,18 +1,15 @@
 #!/usr/bin/env bash
-# entrypoint.sh: Bica's backup script and container entrypoint. It reads and checks the
-# configuration, takes the lock, runs the pipeline and publishes atomically, orchestrates restore
-# and verify, and execs supercronic; the binaries decide everything about data and formats
-# (bica-state: status, metrics, health, catch-up, listing). Commands and variables: usage() below
-# (`entrypoint.sh help`). Every path and setting comes from variables, so it runs the same outside
-# a container with the bica binaries on PATH. Exit status: 0 success, 1 the operation failed,
-# 2 the configuration is invalid, 3 another backup holds the lock.
+# entrypoint.sh: Bica's backup script and container entrypoint. It wires the binaries, which
+# decide everything about settings, data and formats (bica-config: the configuration;
+# bica-state: status, metrics, health, catch-up, listing): it takes the lock, runs the pipeline
+# and publishes atomically, orchestrates restore and verify, and execs supercronic. Commands and
+# variables: usage() below, README.md, bica-config(1); every path and setting comes from
+# variables, so it runs the same outside a container with the bica binaries on PATH.
+# shellcheck disable=SC2153 # the settings come from load_config's eval, which shellcheck cannot see
 set -euo pipefail
 umask 077
 
 readonly EXIT_FAILED=1 EXIT_CONFIG=2 EXIT_LOCKED=3
-# The object stores' secrets in plain variables (their _FILE forms are paths, read by bica-remote).
-readonly REMOTE_SECRET_VARS=(AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AZURE_STORAGE_ACCOUNT_KEY
-	AZURE_STORAGE_SAS_TOKEN AZURE_STORAGE_SAS_KEY AZURE_CLIENT_SECRET GOOGLE_SERVICE_ACCOUNT_KEY)
 declare -A REMOTE_SECRETS=()
 
 say() { printf 'bica: %s\n' "$*" >&2; }
@@ -41,7 +38,7 @@ Commands:
   healthcheck       exit 0 if the newest good backup is recent enough, else 1
   help              this text
 
-Variables (default):
+Variables (default; each one's meaning: README.md, Variables; the checks: bica-config(1)):
   DB_HOST (postgres-db)  DB_PORT (5432)  DB_USER  DB_NAME  DB_PASSWORD | DB_PASSWORD_FILE
   BACKUP_DIR (/mnt/backups)  BACKUP_PREFIX (bica-backup)  RETENTION_DAYS (7)  KEEP_MIN (2)
   ENCRYPT (auto: on when a key is set)  ENCRYPT_RECIPIENTS | ENCRYPT_RECIPIENTS_FILE
@@ -61,247 +58,58 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
-# Configuration
+# Configuration: bica-config decides; the shell keeps the secrets
 
-is_true() {
-	case "${1,,}" in
-	true | yes | 1 | on) return 0 ;;
-	*) return 1 ;;
-	esac
-}
-
-is_bool() {
-	case "${1,,}" in
-	true | yes | 1 | on | false | no | 0 | off) return 0 ;;
-	*) return 1 ;;
-	esac
-}
-
-# load_config [storage]: read every variable, check all of them, and print every problem at
-# once. With "storage", only what prune, list and healthcheck need (no database, no keys).
+# load_config [storage]: every setting from bica-config (assignments it quoted for eval, no
+# secret among them), every problem at once. With "storage", only what prune, list and
+# healthcheck need (no database, no keys).
 load_config() {
-	local scope=${1:-all}
-	ENCRYPT_MODE=none
-	SEAL_ARGS=()
-	DB_HOST=${DB_HOST:-postgres-db}
-	DB_PORT=${DB_PORT:-5432}
-	DB_USER=${DB_USER:-${PGUSER:-}}
-	DB_NAME=${DB_NAME:-${PGDATABASE:-}}
-	BACKUP_DIR=${BACKUP_DIR:-/mnt/backups}
-	BACKUP_PREFIX=${BACKUP_PREFIX:-bica-backup}
-	RETENTION_DAYS=${RETENTION_DAYS:-7}
-	KEEP_MIN=${KEEP_MIN:-2}
-	DB_WAIT=${DB_WAIT:-60}
-	DB_LOCK_WAIT_TIMEOUT=${DB_LOCK_WAIT_TIMEOUT:-300}
-	DB_GLOBALS=${DB_GLOBALS:-true}
-	CATCH_UP=${CATCH_UP:-true}
-	CRONTAB=${CRONTAB:-/etc/bica/crontab.txt}
-	HEALTH_MAX_AGE_HOURS=${HEALTH_MAX_AGE_HOURS:-14}
-	ENCRYPT=${ENCRYPT:-}
-	ENCRYPT_RECIPIENTS=${ENCRYPT_RECIPIENTS:-}
-	ENCRYPT_RECIPIENTS_FILE=${ENCRYPT_RECIPIENTS_FILE:-}
-	ENCRYPT_PASS_FILE=${ENCRYPT_PASS_FILE:-}
-	DB_PASSWORD_FILE=${DB_PASSWORD_FILE:-}
-	PACK_LEVEL=${PACK_LEVEL:-}
-	REMOTE_URL=${REMOTE_URL:-}
-	REMOTE_ONLY=${REMOTE_ONLY:-false}
-	REMOTE_RETENTION_GIVEN=${REMOTE_RETENTION_DAYS:+yes}
-	REMOTE_RETENTION_DAYS=${REMOTE_RETENTION_DAYS:-$RETENTION_DAYS}
-	REMOTE_CATCH_UP_MAX=${REMOTE_CATCH_UP_MAX:-3}
-
+	local out rc=0 v CONFIG_WARNINGS=() CONFIG_PROBLEMS=() REMOTE_SECRET_NAMES=()
+	out=$(bica-config --scope "${1:-all}") || rc=$?
+	eval "$out"
+	((rc == 0 || ${#CONFIG_PROBLEMS[@]})) || die "$EXIT_FAILED" "bica-config failed (exit status $rc); nothing was done"
+	for v in "${CONFIG_WARNINGS[@]}"; do say "warning: $v"; done
 	# Secrets stay in shell variables and reach only the one child that needs them, through
-	# its environment: never argv, never every child.
+	# its environment: never argv, never every child (the object stores' only bica-remote).
 	SECRET_DB_PASSWORD=${DB_PASSWORD:-}
 	SECRET_ENCRYPT_PASS=${ENCRYPT_PASS:-}
 	unset DB_PASSWORD ENCRYPT_PASS
-	# The object stores' secrets likewise reach only bica-remote (see run_remote).
-	local v
-	for v in "${REMOTE_SECRET_VARS[@]}"; do
-		if [ -n "${!v:-}" ]; then
-			REMOTE_SECRETS[$v]=${!v}
-			unset "$v"
-		fi
+	for v in "${REMOTE_SECRET_NAMES[@]}"; do
+		REMOTE_SECRETS[$v]=${!v}
+		unset "$v"
 	done
+	((${#CONFIG_PROBLEMS[@]} == 0)) || config_failed "${CONFIG_PROBLEMS[@]}"
+}
 
-	local problems=()
-	check_storage_config
-	[ "$scope" = storage ] || check_backup_config
-	if ((${#problems[@]} == 1)); then
-		# One problem: one line, which the log of a scheduled run shows whole.
-		say "${CONFIG_FAILURE_PREFIX:-}the configuration is invalid; nothing was done: ${problems[0]}"
-		record_config_failure "${problems[0]}"
-		exit "$EXIT_CONFIG"
-	elif ((${#problems[@]})); then
-		say "${CONFIG_FAILURE_PREFIX:-}the configuration is invalid; nothing was done:"
-		local p
-		for p in "${problems[@]}"; do
-			printf '  - %s\n' "$p" >&2
-		done
-		local joined
-		printf -v joined '%s; ' "${problems[@]}"
-		record_config_failure "${joined%; }"
-		exit "$EXIT_CONFIG"
+# config_failed PROBLEM...: one problem on one line (which the log of a scheduled run shows
+# whole), several as a list; exit 2. A backup (RECORD_CONFIG_FAILURE) that cannot start is a
+# failed backup, recorded where the status can be written (status file, metrics, failure hook),
+# so the healthcheck and monitoring see it.
+config_failed() {
+	local head="${CONFIG_FAILURE_PREFIX:-}the configuration is invalid; nothing was done:" joined
+	printf -v joined '%s; ' "$@"
+	if (($# == 1)); then
+		say "$head $1"
+	else
+		say "$head"
+		printf '  - %s\n' "$@" >&2
 	fi
-}
-
-# record_config_failure TEXT: a backup (scheduled or not) that cannot start is a failed backup:
-# recorded in the status file and metrics, and the failure hook runs, so the healthcheck and
-# monitoring see it. Only for backup runs (RECORD_CONFIG_FAILURE), and only where the status
-# can be written.
-record_config_failure() {
-	[ -n "${RECORD_CONFIG_FAILURE:-}" ] && [ -d "$BACKUP_DIR" ] && [ -w "$BACKUP_DIR" ] || return 0
-	record_backup failed "" 0 0 "the configuration is invalid: $1"
-}
-
-# config_encrypts: whether this configuration makes encrypted archives (the start-up's decision
-# when the container's `run` made one, else ENCRYPT and the keys), for list and healthcheck.
-config_encrypts() {
-	[ -n "${BICA_REQUIRE_ENCRYPTION:-}" ] && return 0
-	if [ -n "$ENCRYPT" ]; then
-		is_true "$ENCRYPT"
-		return
+	if [ -n "${RECORD_CONFIG_FAILURE:-}" ] && [ -d "$BACKUP_DIR" ] && [ -w "$BACKUP_DIR" ]; then
+		record_backup failed "" 0 0 "the configuration is invalid: ${joined%; }"
 	fi
-	[ -n "$ENCRYPT_RECIPIENTS$ENCRYPT_RECIPIENTS_FILE$SECRET_ENCRYPT_PASS$ENCRYPT_PASS_FILE" ]
+	exit "$EXIT_CONFIG"
 }
 
-# check_storage_config: appends to the caller's problems array.
-check_storage_config() {
-	# At most 36500 days (100 years, what bica-prune accepts): a typo such as 99999 must stop
-	# the start, not fail every 03:00 prune after a good backup.
-	[[ $RETENTION_DAYS =~ ^[0-9]{1,9}$ ]] && ((10#$RETENTION_DAYS >= 1 && 10#$RETENTION_DAYS <= 36500)) ||
-		problems+=("RETENTION_DAYS='$RETENTION_DAYS' is not a whole number of days from 1 to 36500")
-	[[ $KEEP_MIN =~ ^[0-9]+$ ]] && ((10#$KEEP_MIN >= 1)) ||
-		problems+=("KEEP_MIN='$KEEP_MIN' is not a whole number, 1 or more")
-	[[ $HEALTH_MAX_AGE_HOURS =~ ^[0-9]+$ ]] && ((10#$HEALTH_MAX_AGE_HOURS >= 1)) ||
-		problems+=("HEALTH_MAX_AGE_HOURS='$HEALTH_MAX_AGE_HOURS' is not a whole number of hours, 1 or more")
-	check_remote_config
-	[[ $BACKUP_PREFIX =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]] ||
-		problems+=("BACKUP_PREFIX='$BACKUP_PREFIX' may hold only letters, digits, '.', '_' and '-', and not start with '.' or '-'")
-	if [ ! -d "$BACKUP_DIR" ]; then
-		problems+=("BACKUP_DIR=$BACKUP_DIR does not exist or is not a directory")
-	elif [ ! -w "$BACKUP_DIR" ] || [ ! -x "$BACKUP_DIR" ]; then
-		problems+=("BACKUP_DIR=$BACKUP_DIR is not writable by user $(id -u)")
-	fi
-}
-
-# check_remote_config: the off-site copy's settings (bica-remote checks the URL and the
-# credentials itself, at its first request); appends to problems.
-check_remote_config() {
-	is_bool "$REMOTE_ONLY" || problems+=("REMOTE_ONLY='$REMOTE_ONLY' is not true or false")
-	if is_true "$REMOTE_ONLY" && [ -z "$REMOTE_URL" ]; then
-		problems+=("REMOTE_ONLY=$REMOTE_ONLY but REMOTE_URL is not set: where should the archives go?")
-	fi
-	[[ $REMOTE_URL =~ ^$|^(s3|gs|az)://[A-Za-z0-9._-]+(/.*)?$ ]] ||
-		problems+=("REMOTE_URL='$REMOTE_URL' is not s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX")
-	# Checked only when given: by default it is RETENTION_DAYS, which is checked already.
-	[ -z "$REMOTE_RETENTION_GIVEN" ] ||
-		{ [[ $REMOTE_RETENTION_DAYS =~ ^[0-9]{1,9}$ ]] && ((10#$REMOTE_RETENTION_DAYS >= 1 && 10#$REMOTE_RETENTION_DAYS <= 36500)); } ||
-		problems+=("REMOTE_RETENTION_DAYS='$REMOTE_RETENTION_DAYS' is not a whole number of days from 1 to 36500")
-	[[ $REMOTE_CATCH_UP_MAX =~ ^[0-9]{1,4}$ ]] ||
-		problems+=("REMOTE_CATCH_UP_MAX='$REMOTE_CATCH_UP_MAX' is not a whole number")
-}
-
+# What the settings mean, for the commands (bica-config printed every boolean as true or false).
+is_true() { [ "$1" = true ]; }
+config_encrypts() { [ "$ENCRYPTS" = true ]; }
 remote_enabled() { [ -n "$REMOTE_URL" ]; }
 remote_only() { remote_enabled && is_true "$REMOTE_ONLY"; }
-
-# check_backup_config: the database, the schedule and the encryption; appends to problems.
-check_backup_config() {
-	[ -n "$DB_USER" ] || problems+=("DB_USER is not set: the database user to connect as")
-	[ -n "$DB_NAME" ] || problems+=("DB_NAME is not set: the database to back up")
-	[ -n "$DB_HOST" ] || problems+=("DB_HOST is empty")
-	[[ $DB_PORT =~ ^[0-9]+$ ]] && ((10#$DB_PORT >= 1 && 10#$DB_PORT <= 65535)) ||
-		problems+=("DB_PORT='$DB_PORT' is not a port number (1 to 65535)")
-	if [ -n "$SECRET_DB_PASSWORD" ] && [ -n "$DB_PASSWORD_FILE" ]; then
-		problems+=("DB_PASSWORD and DB_PASSWORD_FILE are both set: set only one")
-	elif [ -n "$DB_PASSWORD_FILE" ] && ! [ -r "$DB_PASSWORD_FILE" ]; then
-		problems+=("DB_PASSWORD_FILE=$DB_PASSWORD_FILE cannot be read")
-	fi
-	[[ $DB_WAIT =~ ^[0-9]+$ ]] || problems+=("DB_WAIT='$DB_WAIT' is not a whole number of seconds")
-	[[ $DB_LOCK_WAIT_TIMEOUT =~ ^[0-9]{1,9}$ ]] ||
-		problems+=("DB_LOCK_WAIT_TIMEOUT='$DB_LOCK_WAIT_TIMEOUT' is not a whole number of seconds (0 waits forever)")
-	[ -z "$PACK_LEVEL" ] || [[ $PACK_LEVEL =~ ^[0-9]$ ]] ||
-		problems+=("PACK_LEVEL='$PACK_LEVEL' is not a compression level from 0 to 9")
-	is_bool "$DB_GLOBALS" || problems+=("DB_GLOBALS='$DB_GLOBALS' is not true or false")
-	is_bool "$CATCH_UP" || problems+=("CATCH_UP='$CATCH_UP' is not true or false")
-
-	# Encryption: unset means "when a key is given"; true means "must"; false means "never".
-	local have_recipients=false have_pass=false
-	if [ -n "$ENCRYPT_RECIPIENTS" ] || [ -n "$ENCRYPT_RECIPIENTS_FILE" ]; then
-		have_recipients=true
-	fi
-	if [ -n "$SECRET_ENCRYPT_PASS" ] || [ -n "$ENCRYPT_PASS_FILE" ]; then
-		have_pass=true
-	fi
-	if [ -n "$ENCRYPT_RECIPIENTS_FILE" ] && ! [ -r "$ENCRYPT_RECIPIENTS_FILE" ]; then
-		problems+=("ENCRYPT_RECIPIENTS_FILE=$ENCRYPT_RECIPIENTS_FILE cannot be read")
-	fi
-	if [ -n "$SECRET_ENCRYPT_PASS" ] && [ -n "$ENCRYPT_PASS_FILE" ]; then
-		problems+=("ENCRYPT_PASS and ENCRYPT_PASS_FILE are both set: set only one")
-	elif [ -n "$ENCRYPT_PASS_FILE" ] && ! [ -r "$ENCRYPT_PASS_FILE" ]; then
-		problems+=("ENCRYPT_PASS_FILE=$ENCRYPT_PASS_FILE cannot be read")
-	fi
-	if [ -n "$ENCRYPT" ] && ! is_bool "$ENCRYPT"; then
-		problems+=("ENCRYPT='$ENCRYPT' is not true or false")
-	elif [ -n "$ENCRYPT" ] && ! is_true "$ENCRYPT"; then
-		if $have_recipients || $have_pass; then
-			say "warning: ENCRYPT=$ENCRYPT: archives will NOT be encrypted although a key is configured"
-		fi
-	elif $have_recipients && $have_pass; then
-		problems+=("both age recipients (ENCRYPT_RECIPIENTS*) and a passphrase (ENCRYPT_PASS*) are set: choose one (recipients are safer: this host then cannot read its own backups)")
-	elif $have_recipients; then
-		ENCRYPT_MODE=recipients
-	elif $have_pass; then
-		ENCRYPT_MODE=passphrase
-	elif [ -n "$ENCRYPT" ]; then
-		problems+=("ENCRYPT=$ENCRYPT but no key: set ENCRYPT_RECIPIENTS or ENCRYPT_RECIPIENTS_FILE (age public keys; make one with 'bica-seal --keygen key.txt'), or ENCRYPT_PASS / ENCRYPT_PASS_FILE")
-	fi
-
-	# The container's `run` decided at start-up to encrypt (BICA_REQUIRE_ENCRYPTION): a run of
-	# that container without a usable key fails; it never falls back to plaintext because a
-	# secret went missing (an unmounted file, a crontab line that overrides a variable).
-	if [ "$ENCRYPT_MODE" = none ] && [ -n "${BICA_REQUIRE_ENCRYPTION:-}" ]; then
-		problems+=("this container started with encryption ($BICA_REQUIRE_ENCRYPTION) but this run has no usable key (ENCRYPT='$ENCRYPT'; check ENCRYPT_RECIPIENTS*, ENCRYPT_PASS* and any mounted secret); refusing to write a plaintext archive")
-	fi
-
-	if [ "$ENCRYPT_MODE" = recipients ]; then
-		local r
-		for r in ${ENCRYPT_RECIPIENTS//,/ }; do
-			SEAL_ARGS+=(-r "$r")
-		done
-		[ -z "$ENCRYPT_RECIPIENTS_FILE" ] || SEAL_ARGS+=(-R "$ENCRYPT_RECIPIENTS_FILE")
-		# Let bica-seal judge the keys now, so a typo stops the start, not the 03:00 run.
-		local err
-		if ! err=$(bica-seal "${SEAL_ARGS[@]}" </dev/null 2>&1 >/dev/null); then
-			problems+=("the age recipients are not usable: ${err//$'\n'/ }")
-		fi
-	elif [ "$ENCRYPT_MODE" = passphrase ]; then
-		SEAL_ARGS=(-p)
-		[ -z "$ENCRYPT_PASS_FILE" ] || SEAL_ARGS+=(--passphrase-file "$ENCRYPT_PASS_FILE")
-	fi
-}
+archive_ext() { printf '%s\n' "$ARCHIVE_EXT"; }
 
 print_config() {
-	local pw=unset
-	[ -z "$SECRET_DB_PASSWORD" ] || pw="set (redacted)"
-	[ -z "$DB_PASSWORD_FILE" ] || pw="from $DB_PASSWORD_FILE"
-	local enc=$ENCRYPT_MODE
-	case $ENCRYPT_MODE in
-	recipients) enc="age recipients (${ENCRYPT_RECIPIENTS:+ENCRYPT_RECIPIENTS}${ENCRYPT_RECIPIENTS_FILE:+ $ENCRYPT_RECIPIENTS_FILE})" ;;
-	passphrase) enc="age passphrase (${ENCRYPT_PASS_FILE:-ENCRYPT_PASS}, redacted)" ;;
-	none) enc="NONE: archives are not encrypted" ;;
-	esac
 	say "configuration:"
-	printf '  %-15s %s\n' \
-		database "$DB_USER@$DB_HOST:$DB_PORT/$DB_NAME" \
-		password "$pw" \
-		directory "$BACKUP_DIR" \
-		names "$BACKUP_PREFIX-YYYY-MM-DD_HHMM$(archive_ext) (UTC)" \
-		retention "$RETENTION_DAYS days, never fewer than the newest $KEEP_MIN" \
-		encryption "$enc" \
-		globals "$DB_GLOBALS" \
-		catch-up "$CATCH_UP" \
-		crontab "$CRONTAB" \
-		remote "$(remote_summary)" >&2
+	printf '%s\n' "$CONFIG_SUMMARY" >&2
 }
 
 # probe_server: at start-up, ask the server its version once and say which pg_dump will dump
@@ -328,20 +136,6 @@ dump_failure() {
 	err=$(grep -E '^bica-dump: ' <<<"$1" | grep -v -E '^bica-dump: (waiting|note)' | tail -n 1 || true)
 	hint=$(sed -n 's/^hint: //p' <<<"$1" | tail -n 1)
 	printf '%s%s\n' "${err#bica-dump: }" "${hint:+; $hint}"
-}
-
-remote_summary() {
-	if ! remote_enabled; then
-		echo "none (set REMOTE_URL for off-site copies)"
-	elif remote_only; then
-		echo "$REMOTE_URL${REMOTE_ENDPOINT:+ via $REMOTE_ENDPOINT}, ONLY there (REMOTE_ONLY), retention $REMOTE_RETENTION_DAYS days"
-	else
-		echo "$REMOTE_URL${REMOTE_ENDPOINT:+ via $REMOTE_ENDPOINT}, after each local archive, retention $REMOTE_RETENTION_DAYS days"
-	fi
-}
-
-archive_ext() {
-	if [ "$ENCRYPT_MODE" = none ]; then echo .tar.gz; else echo .tar.gz.age; fi
 }
 
 # ---------------------------------------------------------------------------------------------

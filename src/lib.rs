@@ -9,6 +9,7 @@ pub mod archive;
 pub mod cli;
 pub mod clients;
 pub mod compare;
+pub mod config;
 pub mod dbprops;
 pub mod dump;
 pub mod io;

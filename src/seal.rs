@@ -156,8 +156,10 @@ fn passphrase(cli: &Cli) -> Result<SecretString> {
     }
 }
 
-/// Every recipient from -r and -R, each checked.
-fn recipients(cli: &Cli) -> Result<Vec<age::x25519::Recipient>> {
+/// Every recipient from -r (`recipient`) and -R (`files`), each checked; at least one. Also
+/// bica-config's judgment of ENCRYPT_RECIPIENTS at start-up, so a key that bica-seal would
+/// refuse at 03:00 stops the start instead.
+pub fn recipients(recipient: &[String], files: &[PathBuf]) -> Result<Vec<age::x25519::Recipient>> {
     let parse = |s: &str, from: &str| -> Result<age::x25519::Recipient> {
         s.parse::<age::x25519::Recipient>().map_err(|e| {
             usage(format!("invalid recipient {s:?}{from}: {e}"))
@@ -166,10 +168,10 @@ fn recipients(cli: &Cli) -> Result<Vec<age::x25519::Recipient>> {
         })
     };
     let mut out = Vec::new();
-    for r in &cli.recipient {
+    for r in recipient {
         out.push(parse(r.trim(), "")?);
     }
-    for path in &cli.recipients_file {
+    for path in files {
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::Error::from(usage(format!(
                 "cannot read recipients file {}: {e}",
@@ -195,6 +197,11 @@ fn recipients(cli: &Cli) -> Result<Vec<age::x25519::Recipient>> {
             .into());
         }
     }
+    if out.is_empty() {
+        return Err(usage("no recipient: nothing to encrypt to")
+            .hint("give -r age1... or -R FILE (public keys), or -p for a passphrase")
+            .into());
+    }
     Ok(out)
 }
 
@@ -218,12 +225,7 @@ fn encrypt(cli: &Cli, mut input: Box<dyn Read>) -> Result<()> {
         age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
             .context("cannot encrypt")?
     } else {
-        let rs = recipients(cli)?;
-        if rs.is_empty() {
-            return Err(usage("no recipient: nothing to encrypt to")
-                .hint("give -r age1... or -R FILE (public keys), or -p for a passphrase")
-                .into());
-        }
+        let rs = recipients(&cli.recipient, &cli.recipients_file)?;
         age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
             .context("cannot encrypt")?
     };

@@ -101,6 +101,7 @@ fn help_version_and_usage_errors() {
         "bica-compare",
         "bica-dbprops",
         "bica-restore",
+        "bica-config",
     ] {
         let help = String::from_utf8(ok(name, &["--help"], b"")).unwrap();
         assert!(help.contains("Examples:"), "{name} --help:\n{help}");

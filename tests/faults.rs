@@ -383,6 +383,7 @@ fn backup_dir_not_writable_by_the_user() {
         "bica-seal",
         "bica-prune",
         "bica-state",
+        "bica-config",
     ] {
         fs::copy(bin_dir().join(b), bins.path().join(b)).unwrap();
     }

@@ -153,4 +153,9 @@ fn man_pages_are_current() {
         bica::restore::Cli::command(),
         &bica::restore::DOC,
     );
+    check(
+        "bica-config",
+        bica::config::Cli::command(),
+        &bica::config::DOC,
+    );
 }
