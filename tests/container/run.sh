@@ -510,8 +510,10 @@ check_a() {
 		fail "the restored database differs from the original"
 	}
 	# The man pages read in the image, as the README says.
-	local page
-	for page in bica-dump bica-pack bica-seal bica-prune bica-state; do
+	local page pages=()
+	mapfile -t pages < <(cd "$REPO/man" && for f in *.1; do echo "${f%.1}"; done)
+	((${#pages[@]} >= 10)) || fail "only ${#pages[@]} man pages in $REPO/man"
+	for page in "${pages[@]}"; do
 		podman run --rm --no-healthcheck --label "$LABEL" --entrypoint man "$IMAGE" "$page" >"$WORK/a.man" 2>&1 ||
 			fail "man $page in the image: $(head -n 3 "$WORK/a.man")"
 		# (bold, as overstrikes or escape sequences, is undone before looking)
@@ -519,7 +521,7 @@ check_a() {
 		grep -q "^$page(1) " "$WORK/a.man.txt" || fail "man $page: not the page of $page: $(head -n 3 "$WORK/a.man")"
 		grep -q "SYNOPSIS" "$WORK/a.man.txt" || fail "man $page printed no page: $(head -n 5 "$WORK/a.man")"
 	done
-	info "man bica-dump, bica-pack, bica-seal, bica-prune and bica-state read in the image"
+	info "man ${pages[*]}: every page read in the image"
 	info "restored with the image's bica-seal -d | bica-pack -x | pg_restore: identical ($(wc -l <"$WORK/a.shop.sql") lines of pg_dump, $(psql -X -A -t -d shop_restored -c 'SELECT count(*) FROM orders') orders)"
 }
 
