@@ -139,71 +139,36 @@ dump_failure() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Archives on disk
+# Archives on disk, the lock, the outcomes (bica-state records them, runs the hooks) and backup:
+# each stage's messages go to TMP_ERRDIR/STAGE; bica-state names, publishes and finds the cause
 
-# archives: the names of our archives in BACKUP_DIR, one per line, oldest first (bica-state reads
-# the names: PREFIX-YYYY-MM-DD_HHMM[-N].tar.gz[.age], UTC).
+# archives: our archive names in BACKUP_DIR, oldest first (bica-state reads the names).
 archives() { bica-state list --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --names; }
 
-# sweep_partials: remove temporaries left by a run that was killed. Only called with the lock
-# held, so no live run owns them.
-sweep_partials() {
-	local f
-	for f in "$BACKUP_DIR"/."$BACKUP_PREFIX"-*.partial; do
-		[ -f "$f" ] || [ -p "$f" ] || continue
-		say "removing ${f##*/}, left by an interrupted run"
-		rm -f -- "$f"
-	done
-}
+# sweep_partials: removes what killed runs left (.PREFIX-*.partial); only with the lock held.
+sweep_partials() { bica-state sweep --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX"; }
 
-# take_lock: one run at a time, through flock on a file in BACKUP_DIR (released when the
-# process ends, however it ends).
+# take_lock: one run at a time: flock on a file in BACKUP_DIR, released when the process ends.
 take_lock() {
 	local lock="$BACKUP_DIR/.bica.lock"
-	if ! exec 9>>"$lock"; then
-		die "$EXIT_FAILED" "cannot create the lock file $lock: is BACKUP_DIR writable by user $(id -u)?"
-	fi
-	if ! flock -n 9; then
-		die "$EXIT_LOCKED" "another backup is running in $BACKUP_DIR (lock $lock held); not starting a second one"
-	fi
+	exec 9>>"$lock" || die "$EXIT_FAILED" "cannot create the lock file $lock: is BACKUP_DIR writable by user $(id -u)?"
+	flock -n 9 || die "$EXIT_LOCKED" "another backup is running in $BACKUP_DIR (lock $lock held); not starting a second one"
 }
 
-# ---------------------------------------------------------------------------------------------
-# Outcomes: bica-state records them (bica-status.json, bica.prom); the hooks run here
-
-# notify EVENT RESULT ARCHIVE BYTES SECONDS ERROR: run ON_SUCCESS_CMD or ON_FAILURE_CMD with the
-# result in its environment. A hook that fails or hangs (60 s) is logged, never fatal.
-notify() {
-	local event=$1 result=$2 archive=$3 bytes=$4 seconds=$5 error=$6 hook
-	if [ "$result" = ok ]; then hook=${ON_SUCCESS_CMD:-}; else hook=${ON_FAILURE_CMD:-}; fi
-	[ -n "$hook" ] || return 0
-	if ! BICA_EVENT=$event BICA_RESULT=$result BICA_ARCHIVE=$archive BICA_BYTES=$bytes \
-		BICA_SECONDS=$seconds BICA_ERROR=$error BICA_BACKUP_DIR=$BACKUP_DIR \
-		timeout "${HOOK_TIMEOUT:-60}" sh -c "$hook" </dev/null; then
-		say "warning: the ${result/ok/success}${result/failed/} hook failed"
-	fi
+# record KIND OPTIONS: bica-state records an outcome (status, metrics; --hooks: then the hook runs).
+record() {
+	bica-state record "$1" --dir "$BACKUP_DIR" --metrics-file "${METRICS_FILE:-}" "${@:2}" ||
+		say "warning: the $1 outcome could not be recorded in $BACKUP_DIR"
 }
 
 # record_backup RESULT ARCHIVE BYTES SECONDS ERROR
-record_backup() {
-	bica-state record backup --dir "$BACKUP_DIR" --metrics-file "${METRICS_FILE:-}" --result "$1" \
-		--started "${RUN_EPOCH:-$(date -u +%s)}" --archive "$2" --bytes "$3" --seconds "$4" --error "$5" ||
-		say "warning: the outcome could not be recorded in $BACKUP_DIR"
-	notify backup "$@"
-}
+record_backup() { record backup --hooks --started "${RUN_EPOCH:-$(date -u +%s)}" --result "$1" --archive "$2" --bytes "$3" --seconds "$4" --error "$5"; }
 
-# ---------------------------------------------------------------------------------------------
-# backup
+# record_remote RESULT ARCHIVE SHA256 ERROR [OPTIONS]: the off-site copy's outcome.
+record_remote() { record remote --started "${RUN_EPOCH:-$(date -u +%s)}" --result "$1" --archive "$2" --sha256 "$3" --error "$4" "${@:5}"; }
 
-# first_error FILE: the error a bica tool printed: its last "bica-NAME: " line that is not
-# progress or a note (details and hints come before and after it).
-first_error() {
-	grep -E '^bica-[a-z]+: ' "$1" 2>/dev/null | grep -v -E '^bica-dump: (waiting|note|pg_dump: |pg_dumpall: )' | tail -n 1 || true
-}
-
-# run_dump ARGS: bica-dump with the connection in its environment only. Exported inside a
-# subshell that then execs, so no secret ever appears in any process's argv (`env VAR=...`
-# would put it there).
+# run_dump ARGS: bica-dump with the connection in its environment only, exported in a subshell
+# that then execs, so no secret is ever in any process's argv (`env VAR=...` would put it there).
 run_dump() {
 	# shellcheck disable=SC2030 # the subshell is the point: the password stays in it
 	(
@@ -214,222 +179,111 @@ run_dump() {
 	)
 }
 
+# cmd_backup [--prune]: the archive (or remote-only's upload), its copy, and after success only, the retention.
 cmd_backup() {
-	local prune=false
-	while (($#)); do
-		case $1 in
-		--prune) prune=true ;;
-		*) die "$EXIT_CONFIG" "backup: unknown option '$1' (expected --prune)" ;;
-		esac
-		shift
-	done
-	CONFIG_FAILURE_PREFIX="backup FAILED: " RECORD_CONFIG_FAILURE=1
-	RUN_EPOCH=$(date -u +%s)
+	local a prune=false remote_ok=true
+	for a in "$@"; do [ "$a" = --prune ] || die "$EXIT_CONFIG" "backup: unknown option '$a' (expected --prune)"; prune=true; done
+	CONFIG_FAILURE_PREFIX="backup FAILED: " RECORD_CONFIG_FAILURE=1 RUN_EPOCH=$(date -u +%s)
 	load_config
 	take_lock
 	sweep_partials
-	REMOTE_NAMES=""
-	if remote_only; then
-		# The archive goes straight to REMOTE_URL: the name must be free there, and the
-		# service must answer before a byte is dumped.
-		remote_prepare || {
-			say "backup FAILED: $REMOTE_FAILURE; nothing was published"
-			record_backup failed "" 0 0 "$REMOTE_FAILURE"
-			record_remote failed "" "" "$REMOTE_FAILURE"
-			exit "$EXIT_FAILED"
-		}
-	fi
-	name_archive
-	trap 'rm -rf -- "$TMP_ARCHIVE" "$TMP_GLOBALS" "$TMP_ERRDIR"' EXIT
-	trap 'say "backup FAILED: interrupted by a signal; nothing was published, older archives are untouched"; exit 143' TERM INT HUP
-
-	say "backup started: $NAME from $DB_USER@$DB_HOST:$DB_PORT/$DB_NAME"
-	local start=$SECONDS
-	FAILURE=""
-	PACK_ARGS=(--meta "source=$DB_HOST:$DB_PORT/$DB_NAME" --meta "archive=$NAME")
-	[ -z "$PACK_LEVEL" ] || PACK_ARGS+=(--level "$PACK_LEVEL")
+	start_run
 	if is_true "$DB_GLOBALS"; then dump_globals; fi
-	if [ -z "$FAILURE" ] && remote_only; then
+	if remote_only; then
 		remote_only_pipeline
-		[ -n "$FAILURE" ] || {
-			remote_only_done "$start" "$prune"
-			return 0
-		}
+	else
+		run_pipeline
+		publish
+		! remote_enabled || remote_publish || remote_ok=false
 	fi
-	[ -n "$FAILURE" ] || run_pipeline
-	[ -n "$FAILURE" ] || publish
-
-	local seconds=$((SECONDS - start)) bytes
-	if [ -n "$FAILURE" ]; then
-		say "backup FAILED after ${seconds} s: $FAILURE; nothing was published, older archives are untouched"
-		record_backup failed "" 0 "$seconds" "$FAILURE"
-		! remote_only || record_remote failed "" "" "$FAILURE"
-		exit "$EXIT_FAILED"
-	fi
-	bytes=$(stat -c %s -- "$BACKUP_DIR/$NAME")
-	local client # bica-dump's note: "PostgreSQL 18.4 server: pg_dump 18.6 (PATH)"
-	client=$(sed -n 's/^bica-dump: note: PostgreSQL \([^ ]*\) server: pg_dump \([^ ]*\) .*/pg_dump \2, PostgreSQL \1 server/p' "$TMP_ERRDIR/0" | tail -n 1)
-	say "backup OK: $BACKUP_DIR/$NAME, $bytes bytes, ${seconds} s${client:+ ($client)}"
-	record_backup ok "$NAME" "$bytes" "$seconds" ""
-	local remote_ok=true
-	if remote_enabled; then
-		remote_publish "$NAME" || remote_ok=false
-	fi
-	if $prune; then
-		run_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
-			die "$EXIT_FAILED" "the backup succeeded but the prune failed (see above)"
-		# Remote retention only after a good upload, like the local one after a good backup.
-		if remote_enabled && $remote_ok; then
-			remote_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
-				die "$EXIT_FAILED" "the backup succeeded but the remote prune failed (see above)"
-		fi
-	fi
+	! $prune || retention "$remote_ok"
 	$remote_ok || exit "$EXIT_FAILED"
 }
 
-# remote_only_pipeline: the pipeline writes into a FIFO (in BACKUP_DIR, which holds no archive
-# then) that bica-remote streams into a multipart upload, 8 MiB at a time. The archive exists
-# nowhere whole until the service completes the upload, which bica-remote does only once every
-# stage has exited 0 and this script has written "commit". Sets FAILURE.
-remote_only_pipeline() {
-	mkfifo -m 600 -- "$TMP_ARCHIVE"
-	run_remote put "$NAME" --commit-file "$TMP_ERRDIR/commit" <"$TMP_ARCHIVE" \
-		>"$TMP_ERRDIR/sum" 2>"$TMP_ERRDIR/3" &
-	local remote_pid=$! remote_status=0 verdict=abort
-	run_pipeline
-	[ -n "$FAILURE" ] || verdict=commit
-	echo "$verdict" >"$TMP_ERRDIR/commit.tmp" && mv -f -- "$TMP_ERRDIR/commit.tmp" "$TMP_ERRDIR/commit"
-	wait "$remote_pid" || remote_status=$?
-	[ ! -s "$TMP_ERRDIR/3" ] || cat "$TMP_ERRDIR/3" >&2
-	if ((remote_status != 0)); then
-		# bica-remote's own reason, unless a stage failed for its own (then bica-remote only
-		# aborted, as told).
-		if [ -z "$FAILURE" ] || grep -q -i -E 'broken pipe|stopped early|SIGPIPE' <<<"$FAILURE"; then
-			FAILURE=$(first_error "$TMP_ERRDIR/3")
-			FAILURE=${FAILURE:-bica-remote: exited with status $remote_status}
-		fi
-	fi
-}
-
-# remote_only_done START PRUNE: records the published remote-only archive, then the retention.
-remote_only_done() {
-	local seconds=$((SECONDS - $1)) sum bytes
-	sum=$(cut -d' ' -f1 <"$TMP_ERRDIR/sum")
-	bytes=$(run_remote ls 2>/dev/null | awk -F '\t' -v n="$NAME" '$1 == n { print $2 }')
-	say "backup OK: $(remote_url_of "$NAME"), ${bytes:-?} bytes, sha256 $sum, ${seconds} s (remote only)"
-	record_backup ok "$NAME" "${bytes:-0}" "$seconds" ""
-	record_remote ok "$NAME" "$sum" ""
-	if $2; then
-		remote_prune --now "$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)" ||
-			die "$EXIT_FAILED" "the backup succeeded but the remote prune failed (see above)"
-	fi
-}
-
-# name_archive: NAME from the run's UTC start minute (a second run in the same minute gets -2,
-# -3, ...: never overwrite), and the temporaries TMP_ARCHIVE, TMP_GLOBALS, TMP_ERRDIR.
-name_archive() {
-	local stamp base n=1
-	stamp=$(date -u -d "@$RUN_EPOCH" +%Y-%m-%d_%H%M)
-	base="$BACKUP_PREFIX-$stamp"
-	while [ -e "$BACKUP_DIR/$base.tar.gz" ] || [ -e "$BACKUP_DIR/$base.tar.gz.age" ] ||
-		grep -q -x -F -e "$base.tar.gz" -e "$base.tar.gz.age" <<<"${REMOTE_NAMES:-}"; do
-		n=$((n + 1))
-		base="$BACKUP_PREFIX-$stamp-$n"
-	done
-	NAME=$base$(archive_ext)
-	TMP_ARCHIVE="$BACKUP_DIR/.$NAME.partial"
-	TMP_GLOBALS="$BACKUP_DIR/.$BACKUP_PREFIX-$stamp-globals.sql.partial"
+# start_run: the temporaries (removed however the run ends), and NAME from the run's UTC start
+# minute, -2, -3, ... when taken here or (remote-only: it must answer first) at REMOTE_URL.
+start_run() {
+	START=$SECONDS TMP_ARCHIVE="" TMP_GLOBALS="" KIND=() TAKEN=/dev/null
 	TMP_ERRDIR=$(mktemp -d "${TMPDIR:-/tmp}/bica.XXXXXX")
+	trap 'rm -rf -- "$TMP_ARCHIVE" "$TMP_GLOBALS" "$TMP_ERRDIR"' EXIT
+	[ "$ENCRYPT_MODE" = none ] || KIND=(--encrypted)
+	if remote_only; then TAKEN=$TMP_ERRDIR/taken && { remote_prepare "$TAKEN" || backup_failed "$STEP_FAILURE"; }; fi
+	NAME=$(bica-state name --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --started "$RUN_EPOCH" \
+		"${KIND[@]}" --taken "$TAKEN") || backup_failed "cannot name the archive (above)"
+	TMP_ARCHIVE="$BACKUP_DIR/.$NAME.partial" TMP_GLOBALS="$BACKUP_DIR/.${NAME%%.tar.gz*}-globals.sql.partial"
+	PACK_ARGS=(--meta "source=$DB_HOST:$DB_PORT/$DB_NAME" --meta "archive=$NAME" ${PACK_LEVEL:+--level "$PACK_LEVEL"})
+	trap 'say "backup FAILED: interrupted by a signal; nothing was published, older archives are untouched"; exit 143' TERM INT HUP
+	say "backup started: $NAME from $DB_USER@$DB_HOST:$DB_PORT/$DB_NAME"
 }
 
-# dump_globals: the roles and tablespaces into TMP_GLOBALS, added to the archive; or FAILURE.
+# backup_failed WHY: the one summary line and the records; exit 1 (the trap removes temporaries).
+backup_failed() {
+	say "backup FAILED after $((SECONDS - START)) s: $1; nothing was published, older archives are untouched"
+	record_backup failed "" 0 "$((SECONDS - START))" "$1"
+	! remote_only || record_remote failed "" "" "$1"
+	exit "$EXIT_FAILED"
+}
+
+# dump_globals: the roles and tablespaces into TMP_GLOBALS, added to the archive.
 dump_globals() {
-	if run_dump --globals --wait "$DB_WAIT" >"$TMP_GLOBALS" 2>"$TMP_ERRDIR/globals"; then
-		PACK_ARGS+=(--add "globals.sql=$TMP_GLOBALS")
-	else
-		FAILURE="bica-dump --globals: $(first_error "$TMP_ERRDIR/globals")"
-		FAILURE=${FAILURE%: }
-	fi
-	cat "$TMP_ERRDIR/globals" >&2
+	step bica-dump run_dump --globals --wait "$DB_WAIT" >"$TMP_GLOBALS" || backup_failed "bica-dump --globals: $STEP_FAILURE"
+	PACK_ARGS+=(--add "globals.sql=$TMP_GLOBALS")
 }
 
-# seal: the pipeline's last stage, bica-seal with this configuration's keys (a passphrase only
-# in its environment).
+# seal: bica-seal with this configuration's keys (a passphrase only in its pipeline subshell's environment).
 seal() {
-	if [ "$ENCRYPT_MODE" = passphrase ] && [ -n "$SECRET_ENCRYPT_PASS" ]; then
-		BICA_PASSPHRASE="$SECRET_ENCRYPT_PASS" exec bica-seal "${SEAL_ARGS[@]}"
-	fi
+	[ "$ENCRYPT_MODE" != passphrase ] || [ -z "$SECRET_ENCRYPT_PASS" ] || export BICA_PASSPHRASE="$SECRET_ENCRYPT_PASS"
 	exec bica-seal "${SEAL_ARGS[@]}"
 }
 
-# run_pipeline: bica-dump | bica-pack [| bica-seal] > TMP_ARCHIVE. pipefail plus PIPESTATUS: any
-# stage failing fails the run, so a dump that died cannot become a small, valid-looking
-# archive. Shows each stage's messages; sets FAILURE to the root cause.
+# run_pipeline: bica-dump | bica-pack [| bica-seal] > TMP_ARCHIVE (file or FIFO); every stage's
+# status into STAGES, so that a dump that died cannot become a small, valid-looking archive.
 run_pipeline() {
-	local e=$TMP_ERRDIR statuses i
+	local e=$TMP_ERRDIR dump=(--wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT") s
 	set +e
 	if [ "$ENCRYPT_MODE" = none ]; then
-		run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$e/0" |
-			bica-pack "${PACK_ARGS[@]}" 2>"$e/1" >"$TMP_ARCHIVE"
-		statuses=("${PIPESTATUS[@]}" 0)
+		run_dump "${dump[@]}" 2>"$e/bica-dump" | bica-pack "${PACK_ARGS[@]}" 2>"$e/bica-pack" >"$TMP_ARCHIVE"
+		s=("${PIPESTATUS[@]}" 0)
 	else
-		run_dump --wait "$DB_WAIT" --lock-wait-timeout "$DB_LOCK_WAIT_TIMEOUT" 2>"$e/0" |
-			bica-pack "${PACK_ARGS[@]}" 2>"$e/1" | seal 2>"$e/2" >"$TMP_ARCHIVE"
-		statuses=("${PIPESTATUS[@]}")
+		run_dump "${dump[@]}" 2>"$e/bica-dump" | bica-pack "${PACK_ARGS[@]}" 2>"$e/bica-pack" | seal 2>"$e/bica-seal" >"$TMP_ARCHIVE"
+		s=("${PIPESTATUS[@]}")
 	fi
 	set -e
-	for i in 0 1 2; do
-		[ ! -s "$e/$i" ] || cat "$e/$i" >&2
-	done
-	FAILURE=$(root_cause "${statuses[@]}")
+	STAGES=("bica-dump:${s[0]}" "bica-pack:${s[1]}" "bica-seal:${s[2]}")
 }
 
-# root_cause STATUS...: the first stage that failed for its own reason (a stage that only saw
-# its reader go away, a broken pipe, is a consequence); nothing when every stage succeeded.
-root_cause() {
-	local stages=(bica-dump bica-pack bica-seal) statuses=("$@") i msg fallback=""
-	for i in 0 1 2; do
-		((statuses[i] != 0)) || continue
-		msg=$(first_error "$TMP_ERRDIR/$i")
-		if [ -z "$msg" ] && ((statuses[i] > 128)); then
-			# Killed without a word: name the signal (XFSZ: the file size limit, KILL: the
-			# out-of-memory killer or a stop, ...).
-			msg="${stages[i]}: killed by signal SIG$(kill -l "$((statuses[i] - 128))" 2>/dev/null || echo "$((statuses[i] - 128))")"
-		fi
-		[ -n "$msg" ] || msg="${stages[i]}: exited with status ${statuses[i]}"
-		[ -n "$fallback" ] || fallback=$msg
-		if ! grep -q -i -E 'broken pipe|stopped early|SIGPIPE' <<<"$msg"; then
-			printf '%s' "$msg"
-			return
-		fi
-	done
-	printf '%s' "$fallback"
-}
-
-# publish: TMP_ARCHIVE must be what this run was configured to make; then durable before
-# visible: fsync the data, link it under its final name (link fails rather than overwrite),
-# drop the temporary name, fsync the directory. Or FAILURE.
+# publish: unless a stage failed, bica-state checks the archive's kind, fsyncs it and links it
+# under NAME (never over a file); then the summary line and the record.
 publish() {
-	local final="$BACKUP_DIR/$NAME"
-	# Run as root, the archive gets the directory's owner (as bica-state's files do), so the
-	# container's own user can still read, verify and prune it.
-	if [ "$(id -u)" = 0 ] && ! chown --reference="$BACKUP_DIR" -- "$TMP_ARCHIVE"; then
-		say "warning: cannot give $TMP_ARCHIVE the owner of $BACKUP_DIR"
-	fi
-	if ! archive_is_configured_kind "$TMP_ARCHIVE"; then
-		if [ "$ENCRYPT_MODE" = none ]; then
-			FAILURE="the archive is not a gzip file; refusing to publish it"
-		else
-			FAILURE="the archive is not an age file although encryption is configured ($ENCRYPT_MODE); refusing to publish it"
-		fi
-	elif ! sync -- "$TMP_ARCHIVE"; then
-		FAILURE="cannot flush $TMP_ARCHIVE to disk"
-	elif ! ln -- "$TMP_ARCHIVE" "$final" 2>/dev/null && ! { [ ! -e "$final" ] && mv -T -- "$TMP_ARCHIVE" "$final"; }; then
-		FAILURE="cannot publish $final"
-	else
-		rm -f -- "$TMP_ARCHIVE"
-		sync -- "$BACKUP_DIR" || say "warning: cannot fsync $BACKUP_DIR"
-	fi
+	local bytes
+	if ! FAILURE=$(stage_failure --show "${STAGES[@]}") || [ -n "$FAILURE" ]; then backup_failed "$FAILURE"; fi
+	step bica-state bica-state publish --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --temp "$TMP_ARCHIVE" \
+		--name "$NAME" "${KIND[@]}" >"$TMP_ERRDIR/bytes" || backup_failed "$STEP_FAILURE"
+	bytes=$(<"$TMP_ERRDIR/bytes")
+	say "backup OK: $BACKUP_DIR/$NAME, $bytes bytes, $((SECONDS - START)) s$(dump_client)"
+	record_backup ok "$NAME" "$bytes" "$((SECONDS - START))" ""
+}
+
+# dump_client: " (pg_dump 18.6, PostgreSQL 18.4 server)", from bica-dump's note.
+dump_client() { sed -n 's/^bica-dump: note: PostgreSQL \([^ ]*\) server: pg_dump \([^ ]*\) .*/ (pg_dump \2, PostgreSQL \1 server)/p' "$TMP_ERRDIR/bica-dump" | tail -n 1; }
+
+# step STAGE CMD ARGS: CMD, its messages shown after it; STEP_FAILURE: its error when it failed.
+step() {
+	local st=0
+	"${@:2}" 2>"$TMP_ERRDIR/$1" || st=$?
+	STEP_FAILURE=$(stage_failure --show "$1:$st")
+	return "$st"
+}
+
+# stage_failure [--show] NAME:STATUS...: the error of the first stage that failed for its own reason.
+stage_failure() { bica-state cause --messages "$TMP_ERRDIR" "$@"; }
+
+# retention REMOTE_OK: the local retention (not remote-only), the remote one after a good upload.
+retention() {
+	local now
+	now=$(date -u -d "@$RUN_EPOCH" +%Y-%m-%dT%H:%M:00Z)
+	remote_only || run_prune --now "$now" || die "$EXIT_FAILED" "the backup succeeded but the prune failed (see above)"
+	! remote_enabled || ! $1 || remote_prune --now "$now" || die "$EXIT_FAILED" "the backup succeeded but the remote prune failed (see above)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -437,194 +291,87 @@ publish() {
 
 remote_url_of() { printf '%s/%s' "${REMOTE_URL%/}" "$1"; }
 
-# run_remote ARGS: bica-remote with the object store's secrets in its environment only, exported
-# in a subshell that then execs (never argv, never the other children).
+# run_remote ARGS: bica-remote with the object store's secrets in its environment only (never argv).
 run_remote() {
 	(
-		local v
-		for v in "${!REMOTE_SECRETS[@]}"; do
-			export "$v=${REMOTE_SECRETS[$v]}"
-		done
+		for v in "${!REMOTE_SECRETS[@]}"; do export "$v=${REMOTE_SECRETS[$v]}"; done
 		exec bica-remote "$@"
 	)
 }
 
 # remote_archives: our archive names at REMOTE_URL, oldest first (the order of `archives`).
-remote_archives() {
-	local re="^${BACKUP_PREFIX//./\\.}-([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{4})(-([0-9]+))?\\.tar\\.gz(\\.age)?$"
-	local name rest
-	run_remote ls | while IFS=$'\t' read -r name rest; do
-		if [[ $name =~ $re ]]; then
-			printf '%s %s %s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[3]:-1}" "$name"
-		fi
-	done | sort -k1,1 -k2,2n | cut -d' ' -f3-
+remote_archives() { run_remote ls --prefix "$BACKUP_PREFIX" | cut -f1; }
+
+# remote_prepare [FILE]: aborts the uploads a killed run left, and lists REMOTE_URL into FILE.
+remote_prepare() { step bica-remote run_remote clean >/dev/null && { [ -z "${1:-}" ] || step bica-remote run_remote ls >"$1"; }; }
+
+# remote_only_pipeline: the pipeline writes into a FIFO (in BACKUP_DIR) that bica-remote streams
+# into a multipart upload, 8 MiB at a time: the archive is nowhere whole until the service
+# completes it, which bica-remote does only once every stage exited 0 and we wrote "commit".
+remote_only_pipeline() {
+	mkfifo -m 600 -- "$TMP_ARCHIVE"
+	run_remote put "$NAME" --commit-file "$TMP_ERRDIR/commit" <"$TMP_ARCHIVE" >"$TMP_ERRDIR/sum" 2>"$TMP_ERRDIR/bica-remote" &
+	local remote_pid=$! remote_status=0 verdict=abort sum bytes
+	run_pipeline
+	if FAILURE=$(stage_failure "${STAGES[@]}") && [ -z "$FAILURE" ]; then verdict=commit; fi
+	echo "$verdict" >"$TMP_ERRDIR/commit.tmp" && mv -f -- "$TMP_ERRDIR/commit.tmp" "$TMP_ERRDIR/commit"
+	wait "$remote_pid" || remote_status=$?
+	if ! FAILURE=$(stage_failure --show "${STAGES[@]}" "bica-remote:$remote_status") || [ -n "$FAILURE" ]; then backup_failed "$FAILURE"; fi
+	sum=$(cut -d' ' -f1 <"$TMP_ERRDIR/sum")
+	bytes=$(run_remote ls --prefix "$BACKUP_PREFIX" 2>/dev/null | awk -F '\t' -v n="$NAME" '$1 == n { print $2 }')
+	say "backup OK: $(remote_url_of "$NAME"), ${bytes:-?} bytes, sha256 $sum, $((SECONDS - START)) s (remote only)"
+	record_backup ok "$NAME" "${bytes:-0}" "$((SECONDS - START))" ""
+	record_remote ok "$NAME" "$sum" ""
 }
 
-# remote_prepare: aborts the uploads a killed run left (clean) and lists what is there into
-# REMOTE_NAMES; on failure sets REMOTE_FAILURE to bica-remote's one line.
-remote_prepare() {
-	local err out
-	err=$(mktemp "${TMPDIR:-/tmp}/bica-remote.XXXXXX")
-	if ! run_remote clean >/dev/null 2>"$err" || ! out=$(run_remote ls 2>"$err"); then
-		cat "$err" >&2
-		REMOTE_FAILURE=$(grep -E '^bica-remote: ' "$err" | tail -n 1)
-		REMOTE_FAILURE=${REMOTE_FAILURE:-bica-remote failed}
-		rm -f -- "$err"
-		return 1
-	fi
-	rm -f -- "$err"
-	REMOTE_NAMES=$(cut -f1 <<<"$out")
-}
-
-# remote_publish NAME: copies the new archive to REMOTE_URL, then the archives that exist here
-# but not there (newest first, at most REMOTE_CATCH_UP_MAX); records the result. A failure is
-# loud (summary line, status, metrics, hook, health) and never touches the local archives.
+# remote_publish: copies NAME, then (sync) what is missing there, newest first, at most REMOTE_CATCH_UP_MAX.
+# A failure is loud (summary line, status, metrics, hook, health), never touches local archives.
 remote_publish() {
-	local name=$1 start=$SECONDS out err="$TMP_ERRDIR/remote"
-	if ! remote_prepare; then
-		remote_failed "$name" "$REMOTE_FAILURE" "$start"
-		return 1
-	fi
-	if ! out=$(run_remote put "$name" "$BACKUP_DIR/$name" 2>"$err"); then
-		cat "$err" >&2
-		remote_failed "$name" "$(grep -E '^bica-remote: ' "$err" | tail -n 1)" "$start"
-		return 1
-	fi
-	local sum=${out%% *}
-	say "remote copy OK: $(remote_url_of "$name"), sha256 $sum (the local archive's), $((SECONDS - start)) s"
-	record_remote ok "$name" "$sum" ""
-	# Catch up: what earlier runs could not copy, newest first, bounded per run.
-	local missing=() m copied=0
-	mapfile -t missing < <(archives | tac | grep -v -x -F -e "$name" -e "${REMOTE_NAMES:-}" || true)
-	for m in "${missing[@]}"; do
-		[ -n "$m" ] || continue
-		((copied < 10#$REMOTE_CATCH_UP_MAX)) || {
-			say "remote catch-up: more archives are missing at $REMOTE_URL; the next runs copy them ($REMOTE_CATCH_UP_MAX per run)"
-			break
-		}
-		if out=$(run_remote put "$m" "$BACKUP_DIR/$m" 2>"$err"); then
-			say "remote catch-up: copied $m, sha256 ${out%% *}"
-			copied=$((copied + 1))
-		else
-			cat "$err" >&2
-			remote_failed "$m" "$(grep -E '^bica-remote: ' "$err" | tail -n 1)" "$start"
-			return 1
-		fi
-	done
+	local start=$SECONDS out=$TMP_ERRDIR/remote-out line synced=true
+	remote_prepare && step bica-remote run_remote put "$NAME" "$BACKUP_DIR/$NAME" >"$out" || remote_failed "$start" || return
+	say "remote copy OK: $(remote_url_of "$NAME"), sha256 $(cut -d' ' -f1 <"$out") (the local archive's), $((SECONDS - start)) s"
+	record_remote ok "$NAME" "$(cut -d' ' -f1 <"$out")" ""
+	step bica-remote run_remote sync --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --max "$REMOTE_CATCH_UP_MAX" >"$out" || synced=false
+	while IFS= read -r line; do say "remote catch-up: $line"; done <"$out"
+	$synced || remote_failed "$start"
 }
 
+# remote_failed START: the summary line, the record and the failure hook of a failed copy; returns 1.
 remote_failed() {
-	local name=$1 why=${2:-bica-remote failed} start=$3
-	say "remote copy FAILED after $((SECONDS - start)) s: ${why#bica-remote: }; the local archive $name is intact; the next run copies what is missing"
-	record_remote failed "$name" "" "$why"
-	notify remote failed "$name" 0 "$((SECONDS - start))" "$why"
+	say "remote copy FAILED after $((SECONDS - $1)) s: ${STEP_FAILURE#bica-remote: }; the local archive $NAME is intact; the next run copies what is missing"
+	record_remote failed "$NAME" "" "$STEP_FAILURE" --seconds "$((SECONDS - $1))" --hooks
+	return 1
 }
 
-# remote_prune ARGS: bica-prune's retention at REMOTE_URL (REMOTE_RETENTION_DAYS, KEEP_MIN).
-remote_prune() {
-	run_remote prune --prefix "$BACKUP_PREFIX" --keep-days "$REMOTE_RETENTION_DAYS" \
-		--keep-min "$KEEP_MIN" "$@"
-}
+# run_prune, remote_prune ARGS: bica-prune's retention here and at REMOTE_URL.
+remote_prune() { run_remote prune --prefix "$BACKUP_PREFIX" --keep-days "$REMOTE_RETENTION_DAYS" --keep-min "$KEEP_MIN" "$@"; }
+run_prune() { bica-prune --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --keep-days "$RETENTION_DAYS" --keep-min "$KEEP_MIN" "$@"; }
 
-# record_remote RESULT ARCHIVE SHA256 ERROR: bica-state records the copy (status, metrics).
-record_remote() {
-	bica-state record remote --dir "$BACKUP_DIR" --metrics-file "${METRICS_FILE:-}" --result "$1" \
-		--started "${RUN_EPOCH:-$(date -u +%s)}" --archive "$2" --sha256 "$3" --error "$4" ||
-		say "warning: the remote outcome could not be recorded in $BACKUP_DIR"
-}
-
-# archive_is_configured_kind FILE: FILE starts as what this run was configured to produce: an
-# age file when encrypting, a gzip stream otherwise. The last check before publishing.
-archive_is_configured_kind() {
-	if [ "$ENCRYPT_MODE" = none ]; then
-		[ "$(od -A n -N 2 -t x1 -- "$1" 2>/dev/null | tr -d ' \n')" = 1f8b ]
-	else
-		[ "$(head -c 22 -- "$1" 2>/dev/null | od -A n -t x1 | tr -d ' \n')" = 6167652d656e6372797074696f6e2e6f72672f76310a ]
-	fi
-}
-
-# ---------------------------------------------------------------------------------------------
-# prune, list, check, healthcheck
-
-run_prune() {
-	bica-prune --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" \
-		--keep-days "$RETENTION_DAYS" --keep-min "$KEEP_MIN" "$@"
-}
-
+# cmd_prune [--dry-run]: the retention now (a real one takes the lock).
 cmd_prune() {
-	local args=()
-	while (($#)); do
-		case $1 in
-		--dry-run) args+=(--dry-run) ;;
-		*) die "$EXIT_CONFIG" "prune: unknown option '$1' (expected --dry-run)" ;;
-		esac
-		shift
-	done
+	local a
+	for a in "$@"; do [ "$a" = --dry-run ] || die "$EXIT_CONFIG" "prune: unknown option '$a' (expected --dry-run)"; done
 	load_config storage
-	if [ ${#args[@]} -eq 0 ]; then
-		take_lock
-	fi
-	run_prune "${args[@]}"
+	[ $# -gt 0 ] || take_lock
+	run_prune "$@"
 }
 
-# cmd_list [--json]: the archives (bica-state) and what a prune would do now.
+# cmd_list [--json]: the archives (bica-state), what a prune would do now, and the off-site copies.
 cmd_list() {
 	load_config storage
-	local args=()
+	local args=(--dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX")
 	! config_encrypts || args+=(--encrypted)
-	if [ "${1:-}" = --json ]; then
-		exec bica-state list --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" "${args[@]}" --json
-	fi
+	[ "${1:-}" != --json ] || exec bica-state list "${args[@]}" --json
 	[ $# -eq 0 ] || die "$EXIT_CONFIG" "list: unknown option '$1' (expected --json)"
-	bica-state list --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" "${args[@]}"
-	echo
-	echo "What a prune would do now (RETENTION_DAYS=$RETENTION_DAYS, KEEP_MIN=$KEEP_MIN):"
+	bica-state list "${args[@]}"
+	printf '\nWhat a prune would do now (RETENTION_DAYS=%s, KEEP_MIN=%s):\n' "$RETENTION_DAYS" "$KEEP_MIN"
 	run_prune --dry-run
 	remote_enabled || return 0
-	list_remote
-}
-
-# list_remote: the local and the remote copies side by side, each with its SHA-256, then what a
-# remote prune would do.
-list_remote() {
-	echo
-	echo "Copies here and at $REMOTE_URL:"
-	local listing name sum
-	if ! listing=$(run_remote ls); then
-		echo "  (cannot list $REMOTE_URL: see above)"
-		return 1
-	fi
-	declare -A rsum=()
-	while IFS=$'\t' read -r name _ sum _; do
-		[ -n "$name" ] && rsum[$name]=$sum
-	done <<<"$listing"
-	printf '%-48s %-64s  %-64s  %s\n' ARCHIVE "LOCAL SHA-256" "REMOTE SHA-256" STATE
-	local all state lsum
-	all=$({
-		archives
-		remote_archives
-	} | sort -u)
-	while IFS= read -r name; do
-		[ -n "$name" ] || continue
-		lsum=-
-		[ -f "$BACKUP_DIR/$name" ] && lsum=$(sha256sum -- "$BACKUP_DIR/$name" | cut -d' ' -f1)
-		sum=${rsum[$name]:--}
-		if [ "$lsum" = - ]; then
-			state="remote only"
-		elif [ "$sum" = - ]; then
-			state="NOT COPIED (the next backup copies it)"
-		elif [ "$sum" = "$lsum" ]; then
-			state=same
-		else
-			state="DIFFERENT (!)"
-		fi
-		printf '%-48s %-64s  %-64s  %s\n' "$name" "$lsum" "$sum" "$state"
-	done <<<"$all"
-	echo
-	echo "What a remote prune would do now (REMOTE_RETENTION_DAYS=$REMOTE_RETENTION_DAYS, KEEP_MIN=$KEEP_MIN):"
+	printf '\nCopies here and at %s:\n' "$REMOTE_URL"
+	run_remote compare --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" || { echo "  (cannot list $REMOTE_URL: see above)" && return 1; }
+	printf '\nWhat a remote prune would do now (REMOTE_RETENTION_DAYS=%s, KEEP_MIN=%s):\n' "$REMOTE_RETENTION_DAYS" "$KEEP_MIN"
 	remote_prune --dry-run
 }
-
 
 cmd_check() {
 	load_config
@@ -636,12 +383,11 @@ cmd_check() {
 # cmd_healthcheck: bica-state's verdict on the newest good backup (exit 0 healthy, 1 not).
 cmd_healthcheck() {
 	load_config storage
-	local args=()
+	local args=(--dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --max-age-hours "$((10#$HEALTH_MAX_AGE_HOURS))")
 	! config_encrypts || args+=(--encrypted)
 	! remote_enabled || args+=(--remote)
 	! remote_only || args+=(--remote-only)
-	exec bica-state health --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" \
-		--max-age-hours "$((10#$HEALTH_MAX_AGE_HOURS))" "${args[@]}"
+	exec bica-state health "${args[@]}"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -19,4 +19,5 @@ pub mod remote;
 pub mod restore;
 pub mod seal;
 pub mod sqltext;
+pub mod stages;
 pub mod state;

@@ -163,7 +163,7 @@ pub fn decide(
     keep_days: u32,
     keep_min: u32,
 ) -> Vec<(Archive, Decision)> {
-    archives.sort_by(|a, b| (a.time, a.seq, &a.name).cmp(&(b.time, b.seq, &b.name)));
+    sort_oldest_first(&mut archives);
     let limit = TimeDelta::days(i64::from(keep_days));
     let newest_from = archives.len().saturating_sub(keep_min as usize);
     archives
@@ -192,10 +192,26 @@ fn fmt_age(age: TimeDelta) -> String {
     format!("{days}d {hours:02}h{minutes:02}m old")
 }
 
+/// Sorts archives oldest first: by the time in the name, then the same-minute suffix.
+pub fn sort_oldest_first(archives: &mut [Archive]) {
+    archives.sort_by(|a, b| (a.time, a.seq, &a.name).cmp(&(b.time, b.seq, &b.name)));
+}
+
+/// The archives among `names` (any other name is left out), oldest first: what a listing of
+/// another place (object storage) holds of ours.
+pub fn in_time_order(prefix: &str, names: impl IntoIterator<Item = String>) -> Vec<Archive> {
+    let mut found: Vec<Archive> = names
+        .into_iter()
+        .filter_map(|n| parse_name(prefix, &n))
+        .collect();
+    sort_oldest_first(&mut found);
+    found
+}
+
 /// The archives in `dir`, oldest first by the time in the name, then the same-minute suffix.
 pub fn archives(dir: &Path, prefix: &str) -> Result<Vec<Archive>> {
     let mut found = scan(dir, prefix)?;
-    found.sort_by(|a, b| (a.time, a.seq, &a.name).cmp(&(b.time, b.seq, &b.name)));
+    sort_oldest_first(&mut found);
     Ok(found)
 }
 

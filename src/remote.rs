@@ -143,7 +143,35 @@ pub enum Command {
         name: String,
     },
     /// List the objects under the prefix: name, bytes, SHA-256 (or -), last modified (UTC)
-    Ls,
+    Ls {
+        /// Only the archives of PREFIX (PREFIX-YYYY-MM-DD_HHMM[-N].tar.gz[.age], as bica-prune
+        /// reads names), oldest first
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+    },
+    /// Copy the archives of DIR that are missing under the prefix, newest first, at most
+    /// --max (the catch-up after failed copies); prints `copied NAME, sha256 HEX` for each
+    Sync {
+        /// The backup directory
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The archive name prefix
+        #[arg(long, value_name = "PREFIX", default_value = "bica-backup")]
+        prefix: String,
+        /// Copy at most this many in one run
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        max: usize,
+    },
+    /// The archives of DIR and under the prefix side by side: name, both SHA-256s, and
+    /// whether the copies are the same
+    Compare {
+        /// The backup directory
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The archive name prefix
+        #[arg(long, value_name = "PREFIX", default_value = "bica-backup")]
+        prefix: String,
+    },
     /// Delete the objects NAME...
     Rm {
         #[arg(value_name = "NAME", required = true)]
@@ -409,7 +437,36 @@ fn aws_profile(mut b: AmazonS3Builder, profile: &str) -> Result<AmazonS3Builder>
     Ok(b)
 }
 
+/// Applies each of the secrets `keys` names that is set (NAME or NAME_FILE) to a builder.
+fn with_secrets<B, K>(
+    mut b: B,
+    keys: impl IntoIterator<Item = (&'static str, K)>,
+    set: impl Fn(B, K, String) -> B,
+) -> Result<B> {
+    for (var, key) in keys {
+        if let Some(v) = secret(var)? {
+            b = set(b, key, v);
+        }
+    }
+    Ok(b)
+}
+
 impl Remote {
+    /// A store with the low-level multipart API (S3, GCS): its uploads are recorded, so that
+    /// `clean` can abort them after a kill.
+    fn recorded<S: ObjectStore + MultipartStore>(
+        target: Target,
+        store: Arc<S>,
+        endpoint: String,
+    ) -> Remote {
+        Remote {
+            target,
+            store: store.clone(),
+            multipart: Some(store),
+            endpoint,
+        }
+    }
+
     pub fn open(url: Option<&str>, endpoint: Option<&str>) -> Result<Remote> {
         let url = url.filter(|u| !u.is_empty()).ok_or_else(|| {
             Fail::new("no target: set REMOTE_URL (or pass --url)")
@@ -449,15 +506,15 @@ impl Remote {
                         b = aws_profile(b, &profile)?;
                     }
                 }
-                for (var, key) in [
-                    ("AWS_ACCESS_KEY_ID", AmazonS3ConfigKey::AccessKeyId),
-                    ("AWS_SECRET_ACCESS_KEY", AmazonS3ConfigKey::SecretAccessKey),
-                    ("AWS_SESSION_TOKEN", AmazonS3ConfigKey::Token),
-                ] {
-                    if let Some(v) = secret(var)? {
-                        b = b.with_config(key, v);
-                    }
-                }
+                b = with_secrets(
+                    b,
+                    [
+                        ("AWS_ACCESS_KEY_ID", AmazonS3ConfigKey::AccessKeyId),
+                        ("AWS_SECRET_ACCESS_KEY", AmazonS3ConfigKey::SecretAccessKey),
+                        ("AWS_SESSION_TOKEN", AmazonS3ConfigKey::Token),
+                    ],
+                    AmazonS3Builder::with_config,
+                )?;
                 if let Some(e) = endpoint {
                     b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
                 }
@@ -480,19 +537,18 @@ impl Remote {
                     .with_retry(retry_config())
                     .build()
                     .map_err(config)?;
-                let s3 = Arc::new(s3);
-                Ok(Remote {
-                    target,
-                    store: s3.clone(),
-                    multipart: Some(s3),
-                    endpoint: shown,
-                })
+                Ok(Remote::recorded(target, Arc::new(s3), shown))
             }
             Scheme::Gcs => {
                 let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&target.bucket);
-                if let Some(v) = secret("GOOGLE_SERVICE_ACCOUNT_KEY")? {
-                    b = b.with_config(GoogleConfigKey::ServiceAccountKey, v);
-                }
+                b = with_secrets(
+                    b,
+                    [(
+                        "GOOGLE_SERVICE_ACCOUNT_KEY",
+                        GoogleConfigKey::ServiceAccountKey,
+                    )],
+                    GoogleCloudStorageBuilder::with_config,
+                )?;
                 if let Some(e) = endpoint {
                     b = b.with_config(GoogleConfigKey::BaseUrl, e);
                 }
@@ -502,26 +558,20 @@ impl Remote {
                     .with_retry(retry_config())
                     .build()
                     .map_err(config)?;
-                let gcs = Arc::new(gcs);
-                Ok(Remote {
-                    target,
-                    store: gcs.clone(),
-                    multipart: Some(gcs),
-                    endpoint: shown,
-                })
+                Ok(Remote::recorded(target, Arc::new(gcs), shown))
             }
             Scheme::Azure => {
                 let mut b = MicrosoftAzureBuilder::from_env().with_container_name(&target.bucket);
-                for (var, key) in [
-                    ("AZURE_STORAGE_ACCOUNT_KEY", AzureConfigKey::AccessKey),
-                    ("AZURE_STORAGE_SAS_TOKEN", AzureConfigKey::SasKey),
-                    ("AZURE_STORAGE_SAS_KEY", AzureConfigKey::SasKey),
-                    ("AZURE_CLIENT_SECRET", AzureConfigKey::ClientSecret),
-                ] {
-                    if let Some(v) = secret(var)? {
-                        b = b.with_config(key, v);
-                    }
-                }
+                b = with_secrets(
+                    b,
+                    [
+                        ("AZURE_STORAGE_ACCOUNT_KEY", AzureConfigKey::AccessKey),
+                        ("AZURE_STORAGE_SAS_TOKEN", AzureConfigKey::SasKey),
+                        ("AZURE_STORAGE_SAS_KEY", AzureConfigKey::SasKey),
+                        ("AZURE_CLIENT_SECRET", AzureConfigKey::ClientSecret),
+                    ],
+                    MicrosoftAzureBuilder::with_config,
+                )?;
                 if let Some(e) = endpoint {
                     b = b.with_endpoint(e.to_string());
                 }
@@ -1332,8 +1382,16 @@ pub fn run(cli: Cli) -> Result<()> {
                 .into());
         }
     }
-    if let Command::Prune { prefix, .. } = &cli.command {
-        prune::check_prefix(prefix)?;
+    // Bad arguments are refused before connecting anywhere.
+    match &cli.command {
+        Command::Prune { prefix, .. }
+        | Command::Ls {
+            prefix: Some(prefix),
+        } => prune::check_prefix(prefix)?,
+        Command::Sync { dir, prefix, .. } | Command::Compare { dir, prefix } => {
+            prune::check_dir_and_prefix(dir, prefix)?
+        }
+        _ => {}
     }
     let remote = Remote::open(cli.url.as_deref(), cli.endpoint.as_deref())?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -1373,6 +1431,80 @@ pub fn run(cli: Cli) -> Result<()> {
     rt.block_on(run_command(&remote, cli.command))
 }
 
+/// Uploads FILE (or standard input) as NAME; returns its SHA-256. A file is hashed first, so
+/// that even a multipart upload carries its checksum as metadata; standard input is hashed as
+/// it streams.
+async fn put_from(
+    remote: &Remote,
+    name: &str,
+    file: Option<&FsPath>,
+    commit: Option<&FsPath>,
+) -> Result<String> {
+    check_name(name)?;
+    let known = match file {
+        Some(p) if p != FsPath::new("-") => Some(hash_file(p).await?),
+        _ => None,
+    };
+    let input = open_input(file).await?;
+    Ok(remote.put(name, input, known, commit).await?.0)
+}
+
+/// The archives of `dir` that are not under the prefix, newest first.
+async fn missing_here_first(remote: &Remote, dir: &FsPath, prefix: &str) -> Result<Vec<String>> {
+    let there: std::collections::HashSet<String> =
+        remote.list().await?.into_iter().map(|o| o.0).collect();
+    Ok(prune::archives(dir, prefix)?
+        .into_iter()
+        .rev()
+        .map(|a| a.name)
+        .filter(|n| !there.contains(n))
+        .collect())
+}
+
+/// The side-by-side listing of `compare`, oldest first.
+async fn compare(remote: &Remote, dir: &FsPath, prefix: &str) -> Result<()> {
+    let listing = remote.list().await?;
+    let here: Vec<String> = prune::archives(dir, prefix)?
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    let mut all: Vec<String> = here.clone();
+    all.extend(listing.iter().map(|o| o.0.clone()));
+    all.sort();
+    all.dedup();
+    println!(
+        "{:<48} {:<64}  {:<64}  STATE",
+        "ARCHIVE", "LOCAL SHA-256", "REMOTE SHA-256"
+    );
+    for a in prune::in_time_order(prefix, all) {
+        let local = match here.contains(&a.name) {
+            true => Some(hash_file(&dir.join(&a.name)).await?),
+            false => None,
+        };
+        let there = listing.iter().find(|o| o.0 == a.name);
+        let state = copy_state(local.as_deref(), there.map(|o| o.2.as_deref()));
+        println!(
+            "{:<48} {:<64}  {:<64}  {state}",
+            a.name,
+            local.as_deref().unwrap_or("-"),
+            there.and_then(|o| o.2.as_deref()).unwrap_or("-"),
+        );
+    }
+    Ok(())
+}
+
+/// Whether a local archive (its SHA-256) and its remote copy (absent, or present with its
+/// recorded SHA-256 if any) agree.
+pub fn copy_state(local: Option<&str>, remote: Option<Option<&str>>) -> &'static str {
+    match (local, remote) {
+        (None, _) => "remote only",
+        (Some(_), None) => "NOT COPIED (the next backup copies it)",
+        (Some(_), Some(None)) => "NO SHA-256 RECORDED (!)",
+        (Some(l), Some(Some(r))) if l == r => "same",
+        (Some(_), Some(Some(_))) => "DIFFERENT (!)",
+    }
+}
+
 async fn run_command(remote: &Remote, command: Command) -> Result<()> {
     match command {
         Command::Put {
@@ -1380,23 +1512,38 @@ async fn run_command(remote: &Remote, command: Command) -> Result<()> {
             file,
             commit_file,
         } => {
-            check_name(&name)?;
-            // A file is hashed first, so that even a multipart upload carries its checksum
-            // as metadata; standard input is hashed as it streams.
-            let known = match file.as_deref() {
-                Some(p) if p != FsPath::new("-") => Some(hash_file(p).await?),
-                _ => None,
-            };
-            let input = open_input(file.as_deref()).await?;
-            let (sum, _) = remote
-                .put(&name, input, known, commit_file.as_deref())
-                .await?;
+            let sum = put_from(remote, &name, file.as_deref(), commit_file.as_deref()).await?;
             println!("{sum}  {name}");
             Ok(())
         }
+        Command::Sync { dir, prefix, max } => {
+            let missing = missing_here_first(remote, &dir, &prefix).await?;
+            for name in missing.iter().take(max) {
+                let sum = put_from(remote, name, Some(&dir.join(name)), None).await?;
+                println!("copied {name}, sha256 {sum}");
+            }
+            if missing.len() > max {
+                println!(
+                    "more archives are missing at {}; the next runs copy them ({max} per run)",
+                    remote.target.url_of("").trim_end_matches('/')
+                );
+            }
+            Ok(())
+        }
+        Command::Compare { dir, prefix } => compare(remote, &dir, &prefix).await,
         Command::Get { name } => remote.get(&name).await,
-        Command::Ls => {
-            for (name, size, sum, modified) in remote.list().await? {
+        Command::Ls { prefix } => {
+            let mut listing = remote.list().await?;
+            if let Some(prefix) = prefix {
+                let names = listing.iter().map(|o| o.0.clone());
+                let order: Vec<String> = prune::in_time_order(&prefix, names)
+                    .into_iter()
+                    .map(|a| a.name)
+                    .collect();
+                listing.retain(|o| order.contains(&o.0));
+                listing.sort_by_key(|o| order.iter().position(|n| *n == o.0));
+            }
+            for (name, size, sum, modified) in listing {
                 println!(
                     "{name}\t{size}\t{}\t{}",
                     sum.as_deref().unwrap_or("-"),
@@ -1480,6 +1627,18 @@ mod tests {
         for bad in ["", ".bica-uploads", "a/b", "../x", "x\ny"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn copy_states() {
+        assert_eq!(copy_state(None, Some(Some("a"))), "remote only");
+        assert_eq!(
+            copy_state(Some("a"), None),
+            "NOT COPIED (the next backup copies it)"
+        );
+        assert_eq!(copy_state(Some("a"), Some(Some("a"))), "same");
+        assert_eq!(copy_state(Some("a"), Some(Some("b"))), "DIFFERENT (!)");
+        assert_eq!(copy_state(Some("a"), Some(None)), "NO SHA-256 RECORDED (!)");
     }
 
     #[test]

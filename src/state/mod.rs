@@ -3,10 +3,13 @@
 //! entrypoint.sh runs the pipeline; everything it used to work out by hand about the
 //! directory is here: recording a backup's or a drill's outcome (`bica-status.json` and the
 //! Prometheus textfile, [`status`]), the healthcheck verdict ([`health`]), whether a start
-//! must catch up a missed backup, from the real crontab ([`schedule`]), and the listing of
-//! the archives.
+//! must catch up a missed backup, from the real crontab ([`schedule`]), the listing of the
+//! archives, a new archive's name, publication and the sweep of what killed runs left
+//! ([`publish`]), and which stage of a failed pipeline to blame ([`crate::stages`]).
 
 pub mod health;
+pub mod hooks;
+pub mod publish;
 pub mod schedule;
 pub mod status;
 
@@ -57,6 +60,17 @@ pub enum Command {
     CatchUp(CatchUpArgs),
     /// List the archives, oldest first: time, size, encrypted or not, restore drill
     List(ListArgs),
+    /// Print the name for a new archive: the run's UTC start minute, with the first -N suffix
+    /// free in DIR and in --taken
+    Name(NameArgs),
+    /// Publish a finished temporary archive under its final name: check that it is the
+    /// configured kind, fsync it, link it without overwriting, fsync DIR; prints its size
+    Publish(PublishArgs),
+    /// Remove the temporaries (.PREFIX-*.partial) that interrupted runs left
+    Sweep(Dir),
+    /// Print why a pipeline failed: the error of the first stage that failed for its own
+    /// reason (not a broken pipe or a cut input); nothing when every stage succeeded
+    Cause(CauseArgs),
 }
 
 /// The directory and the archive names in it.
@@ -81,6 +95,12 @@ pub struct Output {
     /// The Prometheus textfile to rewrite, or `off` [default: DIR/bica.prom]
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<String>,
+
+    /// Then run ON_SUCCESS_CMD or ON_FAILURE_CMD from the environment (`sh -c`) with the
+    /// outcome in BICA_EVENT, BICA_RESULT, BICA_ARCHIVE, BICA_BYTES, BICA_SECONDS, BICA_ERROR
+    /// and BICA_BACKUP_DIR, for at most HOOK_TIMEOUT seconds (60); a failed hook is a warning
+    #[arg(long)]
+    pub hooks: bool,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -136,6 +156,9 @@ pub enum Record {
         /// Its SHA-256, as the service holds it
         #[arg(long, value_name = "HEX", default_value = "")]
         sha256: String,
+        /// How long it took, in seconds (for the hook)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        seconds: i64,
         /// Why it failed, in one line
         #[arg(
             long,
@@ -166,25 +189,38 @@ pub enum Record {
             allow_hyphen_values = true
         )]
         error: String,
-        /// Tables compared
-        #[arg(long, value_name = "N")]
-        tables: Option<i64>,
-        /// Rows compared
-        #[arg(long, value_name = "N")]
-        rows: Option<i64>,
-        /// Large objects compared
-        #[arg(long, value_name = "N")]
-        large_objects: Option<i64>,
-        /// Schema objects compared
-        #[arg(long, value_name = "N")]
-        objects: Option<i64>,
-        /// Sequence values compared
-        #[arg(long, value_name = "N")]
-        sequences: Option<i64>,
+        /// Tables compared (empty: not known)
+        #[arg(long, value_name = "N", value_parser = count)]
+        tables: Option<Count>,
+        /// Rows compared (empty: not known)
+        #[arg(long, value_name = "N", value_parser = count)]
+        rows: Option<Count>,
+        /// Large objects compared (empty: not known)
+        #[arg(long, value_name = "N", value_parser = count)]
+        large_objects: Option<Count>,
+        /// Schema objects compared (empty: not known)
+        #[arg(long, value_name = "N", value_parser = count)]
+        objects: Option<Count>,
+        /// Sequence values compared (empty: not known)
+        #[arg(long, value_name = "N", value_parser = count)]
+        sequences: Option<Count>,
         /// When the drill ended, seconds since the epoch [default: now]
         #[arg(long, value_name = "EPOCH")]
         at: Option<i64>,
     },
+}
+
+/// A count a drill compared; empty when the caller does not know it (as if not given).
+#[derive(Clone, Copy, Debug)]
+pub struct Count(Option<i64>);
+
+fn count(s: &str) -> Result<Count, String> {
+    if s.is_empty() {
+        return Ok(Count(None));
+    }
+    s.parse()
+        .map(|n| Count(Some(n)))
+        .map_err(|_| format!("{s:?} is not a whole number"))
 }
 
 #[derive(Args, Debug)]
@@ -235,6 +271,66 @@ pub struct ListArgs {
     pub names: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct NameArgs {
+    #[command(flatten)]
+    pub dir: Dir,
+    /// When the run started, seconds since the epoch (UTC)
+    #[arg(long, value_name = "EPOCH")]
+    pub started: i64,
+    /// The archive will be encrypted (.tar.gz.age)
+    #[arg(long)]
+    pub encrypted: bool,
+    /// Names taken elsewhere (the remote's), one per line, the first tab-separated field
+    /// counts (`bica-remote ls` output as it is); - for standard input
+    #[arg(long, value_name = "FILE")]
+    pub taken: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub dir: Dir,
+    /// The finished temporary archive, in DIR
+    #[arg(long, value_name = "FILE")]
+    pub temp: PathBuf,
+    /// Its final name (from `bica-state name`)
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The configuration encrypts: the archive must be an age file (else gzip)
+    #[arg(long)]
+    pub encrypted: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CauseArgs {
+    /// The directory of the stages' standard errors: DIR/NAME for stage NAME (a missing file:
+    /// the stage said nothing)
+    #[arg(long, value_name = "DIR")]
+    pub messages: PathBuf,
+    /// First copy each stage's messages to standard error, in stage order (a script shows
+    /// them once, and gets the cause on standard output)
+    #[arg(long)]
+    pub show: bool,
+    /// The stages in pipeline order, each NAME:STATUS (its exit status as the shell reports
+    /// it: 128+N for signal N)
+    #[arg(value_name = "NAME:STATUS", required = true, value_parser = parse_stage)]
+    pub stages: Vec<(String, i32)>,
+}
+
+fn parse_stage(s: &str) -> Result<(String, i32), String> {
+    let (name, status) = s.rsplit_once(':').ok_or("expected NAME:STATUS")?;
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(format!(
+            "{name:?} is not a stage name (a plain file name in --messages)"
+        ));
+    }
+    let status = status
+        .parse()
+        .map_err(|_| format!("{status:?} is not an exit status (in NAME:STATUS)"))?;
+    Ok((name.to_string(), status))
+}
+
 pub const DOC: ManDoc = ManDoc {
     examples: &[
         (
@@ -254,10 +350,18 @@ pub const DOC: ManDoc = ManDoc {
             "bica-state catch-up --dir /mnt/backups --crontab crontab.txt --now 2024-06-01T07:10:00Z",
         ),
         ("The archives, for a script:", "bica-state list --dir /mnt/backups --json"),
+        (
+            "Name, write and publish an archive the way entrypoint.sh does:",
+            "name=$(bica-state name --dir /mnt/backups --started \"$(date -u +%s)\")\nbica-dump | bica-pack > \"/mnt/backups/.$name.partial\"\nbica-state publish --dir /mnt/backups --temp \"/mnt/backups/.$name.partial\" --name \"$name\"",
+        ),
+        (
+            "Why a pipeline failed (each stage's standard error in errs/NAME):",
+            "bica-state cause --messages errs bica-dump:0 bica-pack:1 bica-seal:141",
+        ),
     ],
     exit_status: &[
         (0, "Done; for health: healthy; for catch-up: decided (the decision is on standard output)."),
-        (1, "health: unhealthy (the reason is on standard output). Otherwise: the state could not be written, the directory could not be read, or the crontab is not one supercronic accepts."),
+        (1, "health: unhealthy (the reason is on standard output). publish: the archive was not published (not the configured kind, or it could not be made durable or linked; nothing is under its final name). Otherwise: the state could not be written, the directory could not be read, or the crontab is not one supercronic accepts."),
         (2, "Usage error: a bad flag or value, a prefix that is not a plain name, or DIR is not a directory."),
     ],
     see_also: &["bica-prune(1)", "bica-pack(1)", "bica-seal(1)", "bica-dump(1)", "supercronic"],
@@ -269,7 +373,78 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Health(h) => health_cmd(h),
         Command::CatchUp(c) => catch_up(c),
         Command::List(l) => list(l),
+        Command::Name(n) => name_cmd(n),
+        Command::Publish(p) => publish_cmd(p),
+        Command::Sweep(d) => sweep_cmd(d),
+        Command::Cause(c) => cause_cmd(c),
     }
+}
+
+fn name_cmd(n: NameArgs) -> Result<()> {
+    prune::check_dir_and_prefix(&n.dir.dir, &n.dir.prefix)?;
+    let started = DateTime::from_timestamp(n.started, 0).ok_or_else(|| {
+        Fail::new(format!("--started {} is not a time", n.started)).code(EXIT_USAGE)
+    })?;
+    let taken = match n.taken.as_deref() {
+        None => String::new(),
+        Some(p) if p == std::path::Path::new("-") => std::io::read_to_string(std::io::stdin())
+            .context("cannot read the taken names from standard input")?,
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read the taken names from {}", p.display()))?,
+    };
+    let elsewhere: std::collections::HashSet<&str> = publish::listed_names(&taken).collect();
+    let name = publish::next_name(&n.dir.prefix, started, n.encrypted, |name| {
+        elsewhere.contains(name) || std::fs::symlink_metadata(n.dir.dir.join(name)).is_ok()
+    });
+    println!("{name}");
+    Ok(())
+}
+
+fn publish_cmd(p: PublishArgs) -> Result<()> {
+    prune::check_dir_and_prefix(&p.dir.dir, &p.dir.prefix)?;
+    let bytes = publish::publish(&p.dir.dir, &p.dir.prefix, &p.temp, &p.name, p.encrypted)?;
+    println!("{bytes}");
+    Ok(())
+}
+
+fn sweep_cmd(d: Dir) -> Result<()> {
+    prune::check_dir_and_prefix(&d.dir, &d.prefix)?;
+    for name in publish::sweep(&d.dir, &d.prefix)? {
+        eprintln!("bica-state: removed {name}, left by an interrupted run");
+    }
+    Ok(())
+}
+
+fn cause_cmd(c: CauseArgs) -> Result<()> {
+    // A stage that never wrote its file said nothing.
+    let raw: Vec<Vec<u8>> = c
+        .stages
+        .iter()
+        .map(|(name, _)| std::fs::read(c.messages.join(name)).unwrap_or_default())
+        .collect();
+    if c.show {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        for bytes in &raw {
+            let _ = err.write_all(bytes);
+        }
+    }
+    let texts: Vec<std::borrow::Cow<str>> =
+        raw.iter().map(|b| String::from_utf8_lossy(b)).collect();
+    let stages: Vec<crate::stages::Stage> = c
+        .stages
+        .iter()
+        .zip(&texts)
+        .map(|((name, status), text)| crate::stages::Stage {
+            name,
+            status: *status,
+            stderr: text,
+        })
+        .collect();
+    if let Some(cause) = crate::stages::root_cause(&stages) {
+        println!("{cause}");
+    }
+    Ok(())
 }
 
 impl Output {
@@ -281,8 +456,9 @@ impl Output {
         }
     }
 
-    /// Updates the status in DIR (a directory, else a usage error) and the metrics.
-    fn update(&self, change: impl FnOnce(&mut Status)) -> Result<()> {
+    /// Updates the status in DIR (a directory, else a usage error) and the metrics, then runs
+    /// the hook of `event` when asked to.
+    fn update(&self, event: hooks::Event, change: impl FnOnce(&mut Status)) -> Result<()> {
         if !self.dir.is_dir() {
             return Err(
                 Fail::new(format!("{} is not a directory", self.dir.display()))
@@ -290,7 +466,29 @@ impl Output {
                     .into(),
             );
         }
-        status::update(&self.dir, &self.metrics(), change).map(|_| ())
+        status::update(&self.dir, &self.metrics(), change)?;
+        if self.hooks {
+            hooks::notify(&event);
+        }
+        Ok(())
+    }
+
+    fn event<'a>(
+        &'a self,
+        event: &'a str,
+        ok: bool,
+        archive: &'a str,
+        error: &'a str,
+    ) -> hooks::Event<'a> {
+        hooks::Event {
+            event,
+            ok,
+            archive,
+            bytes: 0,
+            seconds: 0,
+            error,
+            dir: &self.dir,
+        }
     }
 }
 
@@ -319,7 +517,12 @@ fn record(r: Record) -> Result<()> {
                 seconds,
                 error: one_line(&error),
             };
-            out.update(|s| s.record_backup(&outcome))?;
+            let event = hooks::Event {
+                bytes,
+                seconds,
+                ..out.event("backup", outcome.ok, &outcome.archive, &outcome.error)
+            };
+            out.update(event, |s| s.record_backup(&outcome))?;
         }
         Record::Remote {
             out,
@@ -327,6 +530,7 @@ fn record(r: Record) -> Result<()> {
             started,
             archive,
             sha256,
+            seconds,
             error,
         } => {
             let outcome = status::RemoteOutcome {
@@ -336,7 +540,11 @@ fn record(r: Record) -> Result<()> {
                 sha256,
                 error: one_line(&error),
             };
-            out.update(|s| s.record_remote(&outcome))?;
+            let event = hooks::Event {
+                seconds,
+                ..out.event("remote", outcome.ok, &outcome.archive, &outcome.error)
+            };
+            out.update(event, |s| s.record_remote(&outcome))?;
         }
         Record::Verify {
             out,
@@ -357,13 +565,17 @@ fn record(r: Record) -> Result<()> {
                 archive,
                 seconds,
                 error: one_line(&error),
-                tables,
-                rows,
-                large_objects,
-                objects,
-                sequences,
+                tables: tables.and_then(|c| c.0),
+                rows: rows.and_then(|c| c.0),
+                large_objects: large_objects.and_then(|c| c.0),
+                objects: objects.and_then(|c| c.0),
+                sequences: sequences.and_then(|c| c.0),
             };
-            out.update(|s| s.record_verify(&outcome))?;
+            let event = hooks::Event {
+                seconds,
+                ..out.event("verify", outcome.ok, &outcome.archive, &outcome.error)
+            };
+            out.update(event, |s| s.record_verify(&outcome))?;
         }
     }
     Ok(())
