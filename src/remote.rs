@@ -498,7 +498,10 @@ impl Remote {
         };
         match target.scheme {
             Scheme::S3 => {
-                let mut b = AmazonS3Builder::from_env().with_bucket_name(&target.bucket);
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(&target.bucket)
+                    .with_client_options(client_options(endpoint))
+                    .with_retry(retry_config());
                 if let Some(profile) = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty()) {
                     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
                         && std::env::var_os("AWS_ACCESS_KEY_ID_FILE").is_none()
@@ -533,14 +536,15 @@ impl Remote {
                 });
                 let s3: AmazonS3 = b
                     .with_conditional_put(S3ConditionalPut::ETagMatch)
-                    .with_client_options(client_options(endpoint))
-                    .with_retry(retry_config())
                     .build()
                     .map_err(config)?;
                 Ok(Remote::recorded(target, Arc::new(s3), shown))
             }
             Scheme::Gcs => {
-                let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&target.bucket);
+                let mut b = GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(&target.bucket)
+                    .with_client_options(client_options(endpoint))
+                    .with_retry(retry_config());
                 b = with_secrets(
                     b,
                     [(
@@ -553,15 +557,14 @@ impl Remote {
                     b = b.with_config(GoogleConfigKey::BaseUrl, e);
                 }
                 let shown = endpoint.unwrap_or("storage.googleapis.com").to_string();
-                let gcs: GoogleCloudStorage = b
-                    .with_client_options(client_options(endpoint))
-                    .with_retry(retry_config())
-                    .build()
-                    .map_err(config)?;
+                let gcs: GoogleCloudStorage = b.build().map_err(config)?;
                 Ok(Remote::recorded(target, Arc::new(gcs), shown))
             }
             Scheme::Azure => {
-                let mut b = MicrosoftAzureBuilder::from_env().with_container_name(&target.bucket);
+                let mut b = MicrosoftAzureBuilder::from_env()
+                    .with_container_name(&target.bucket)
+                    .with_client_options(client_options(endpoint))
+                    .with_retry(retry_config());
                 b = with_secrets(
                     b,
                     [
@@ -582,11 +585,7 @@ impl Remote {
                             .unwrap_or_default()
                     )
                 });
-                let az: MicrosoftAzure = b
-                    .with_client_options(client_options(endpoint))
-                    .with_retry(retry_config())
-                    .build()
-                    .map_err(config)?;
+                let az: MicrosoftAzure = b.build().map_err(config)?;
                 Ok(Remote {
                     target,
                     store: Arc::new(az),

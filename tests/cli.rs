@@ -9,14 +9,9 @@ use std::process::{Command, Stdio};
 
 use assert_cmd::cargo::cargo_bin;
 
-fn tempdir() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    fs::create_dir_all(base).unwrap();
-    tempfile::Builder::new()
-        .prefix("bica-cli-")
-        .tempdir_in(base)
-        .unwrap()
-}
+mod common;
+
+use common::{read_all, tempdir};
 
 struct Out {
     code: i32,
@@ -271,13 +266,7 @@ fn pack_broken_pipe_is_an_error() {
         .read_exact(&mut first)
         .unwrap();
     drop(child.stdout.take()); // the reader goes away
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = read_all(child.stderr.take());
     let status = child.wait().unwrap();
     feeder.join().unwrap();
     assert_eq!(status.code(), Some(1), "{err}");

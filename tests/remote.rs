@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -570,13 +570,7 @@ fn killed_mid_upload(backend: Backend) {
     send_signal(child.id() as i64, "-KILL");
     let _ = child.wait();
     drop(stdin);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = read_all(child.stderr.take());
     assert!(err.is_empty(), "no output from a killed uploader: {err}");
 
     assert!(listing(emu, backend, &prefix).is_empty(), "nothing listed");
@@ -1188,20 +1182,8 @@ fn a_large_stream_uploads_in_bounded_memory() {
         stdin.write_all(&b).unwrap();
     }
     drop(stdin);
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let out = read_all(child.stdout.take());
+    let err = read_all(child.stderr.take());
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.

@@ -289,6 +289,15 @@ pub fn restore_with(pipeline: &str, archive: &Path, extra_env: &[(&str, &str)]) 
     db
 }
 
+/// Everything a child's pipe (its stdout or stderr, taken) still has to say, as text.
+pub fn read_all(pipe: Option<impl std::io::Read>) -> String {
+    let mut text = String::new();
+    pipe.expect("a piped stream")
+        .read_to_string(&mut text)
+        .expect("readable text");
+    text
+}
+
 /// A temporary directory under target/, so tests never write outside the project.
 pub fn tempdir() -> tempfile::TempDir {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
