@@ -97,7 +97,13 @@ prints 'SHA256  NAME' like sha256sum. get checks both again while it streams the
 
 clean aborts the multipart uploads that an interrupted put left (their ids are recorded under \
 PREFIX/.bica-uploads/ while they run) and frees their parts, on S3 and GCS; Azure discards \
-uncommitted blocks by itself after 7 days. Run it when no put to the same prefix is running.";
+uncommitted blocks by itself after 7 days. Run it when no put to the same prefix is running.
+
+ls --prefix lists only the archives of that prefix (named as bica-prune reads names), oldest \
+first. sync copies the archives of a directory that are missing under the prefix, newest first, \
+at most --max per run, each as put does (never over an object of the same name), and says when \
+more remain. compare lists the archives of both sides with both SHA-256s and their state: same, \
+NOT COPIED, remote only, DIFFERENT (!) or NO SHA-256 RECORDED (!).";
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -105,7 +111,8 @@ Examples:
   bica-remote put bica-backup-2024-05-25_0300.tar.gz.age /mnt/backups/bica-backup-2024-05-25_0300.tar.gz.age
   bica-remote ls
   bica-remote get bica-backup-2024-05-25_0300.tar.gz.age | bica-seal -d -i key.txt | bica-pack -x | pg_restore -d app
-  bica-remote prune --keep-days 30 --keep-min 4 --dry-run";
+  bica-remote prune --keep-days 30 --keep-min 4 --dry-run
+  bica-remote sync --dir /mnt/backups --max 3";
 
 #[derive(Parser, Debug)]
 #[command(name = "bica-remote", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
@@ -220,6 +227,10 @@ pub const DOC: ManDoc = ManDoc {
         (
             "Free the parts of uploads a kill cut off:",
             "bica-remote clean",
+        ),
+        (
+            "Copy what a failed run left uncopied (newest first, at most 3), then compare both sides:",
+            "bica-remote sync --dir /mnt/backups --max 3\nbica-remote compare --dir /mnt/backups",
         ),
     ],
     exit_status: &[

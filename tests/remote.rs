@@ -777,6 +777,114 @@ for_each_service!(
 // ---------------------------------------------------------------------------------------------
 // Alone
 
+/// Guards issue 12 (the catch-up and the listing moved out of entrypoint.sh): `ls --prefix`
+/// gives only our archives, oldest first; `sync` copies what the directory has and the remote
+/// lacks, newest first, at most --max, says when more remain, and never replaces an object of
+/// the same name; `compare` shows both SHA-256s and each pair's state, in time order.
+#[test]
+fn sync_catches_up_newest_first_and_compare_shows_both_sides() {
+    let emu = emulators();
+    let backend = Backend::S3;
+    let prefix = unique_name("sync");
+    let dir = tempdir();
+    let here = [
+        "bica-backup-2024-05-31_1400.tar.gz",     // copied already: same
+        "bica-backup-2024-05-31_1400-2.tar.gz",   // other bytes there: DIFFERENT
+        "bica-backup-2024-06-01_0300.tar.gz.age", // missing there
+        "bica-backup-2024-06-01_1400.tar.gz",     // missing there, the newest
+    ];
+    for n in here {
+        std::fs::write(dir.path().join(n), format!("bytes of {n}")).unwrap();
+    }
+    let put = |name: &str, bytes: &[u8]| {
+        let (r, _) = run_with_input(&mut remote(emu, backend, &prefix, &["put", name]), bytes);
+        assert_eq!(r.code, Some(0), "put {name}: {}", r.stderr);
+    };
+    put(here[0], format!("bytes of {}", here[0]).as_bytes());
+    put(here[1], b"another run's bytes");
+    put("bica-backup-2024-05-01_0300.tar.gz", b"only there");
+    put("notes.txt", b"not an archive");
+    let d = dir.path().to_str().unwrap();
+    let bin = |args: &[&str]| {
+        let r = run(&mut remote(emu, backend, &prefix, args).stdin(Stdio::null()));
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+        r
+    };
+
+    let r = bin(&["ls", "--prefix", "bica-backup"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let names: Vec<&str> = r
+        .stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["bica-backup-2024-05-01_0300.tar.gz", here[0], here[1]]
+    );
+
+    let r = bin(&["sync", "--dir", d, "--prefix", "bica-backup", "--max", "1"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let want = sha256_hex(format!("bytes of {}", here[3]).as_bytes());
+    assert_eq!(
+        r.stdout,
+        format!(
+            "copied {}, sha256 {want}\nmore archives are missing at {}; the next runs copy them (1 per run)\n",
+            here[3],
+            backend.url(&prefix)
+        )
+    );
+
+    let r = bin(&["compare", "--dir", d, "--prefix", "bica-backup"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let rows: Vec<(&str, &str)> = r
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| (l.split(' ').next().unwrap(), l.rsplit("  ").next().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("bica-backup-2024-05-01_0300.tar.gz", "remote only"),
+            (here[0], "same"),
+            (here[1], "DIFFERENT (!)"),
+            (here[2], "NOT COPIED (the next backup copies it)"),
+            (here[3], "same"),
+        ],
+        "{}",
+        r.stdout
+    );
+    let same = r.stdout.lines().find(|l| l.starts_with(here[3])).unwrap();
+    assert_eq!(same.matches(&want).count(), 2, "{same}");
+
+    let r = bin(&["sync", "--dir", d, "--prefix", "bica-backup"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    assert!(r
+        .stdout
+        .starts_with(&format!("copied {}, sha256 ", here[2])));
+    let r = bin(&["sync", "--dir", d, "--prefix", "bica-backup"]);
+    assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "{}", r.stderr);
+    let there: Vec<(String, u64, String)> = listing(emu, backend, &prefix);
+    let other = there.iter().find(|o| o.0 == here[1]).unwrap();
+    assert_eq!(
+        other.2,
+        sha256_hex(b"another run's bytes"),
+        "never replaced"
+    );
+
+    for args in [
+        &["sync", "--dir", "/nonexistent"][..],
+        &["compare", "--dir", d, "--prefix", "../x"],
+        &["ls", "--prefix", ".x"],
+    ] {
+        let r = bin(args);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("bica-remote: "), "{}", r.stderr);
+    }
+}
+
 /// Configuration errors stop before any request: no URL, a bad URL, a secret given twice,
 /// a name that would leave the prefix.
 #[test]

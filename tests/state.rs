@@ -563,3 +563,454 @@ fn usage_errors() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The backup path's decisions (issue 12: moved out of entrypoint.sh)
+
+// Guards: a new archive's name is the start minute's, with the first -N suffix that no file here
+// (either extension, any file type) and no name in --taken (a file, or standard input, in
+// `bica-remote ls` form) has.
+#[test]
+fn names_never_reuse_what_is_taken_here_or_elsewhere() {
+    let dir = tempdir();
+    let p = d(dir.path());
+    // 2024-05-25T03:00:59Z: the minute is 03:00 whatever the seconds.
+    let name = |extra: &[&str]| {
+        let mut args = vec!["name", "--dir", p, "--started", "1716606059"];
+        args.extend_from_slice(extra);
+        ok(&args).stdout
+    };
+    assert_eq!(name(&[]), "bica-backup-2024-05-25_0300.tar.gz\n");
+    assert_eq!(
+        name(&["--encrypted"]),
+        "bica-backup-2024-05-25_0300.tar.gz.age\n"
+    );
+    fs::write(dir.path().join("bica-backup-2024-05-25_0300.tar.gz"), b"x").unwrap();
+    assert_eq!(
+        name(&["--encrypted"]),
+        "bica-backup-2024-05-25_0300-2.tar.gz.age\n"
+    );
+    std::os::unix::fs::symlink(
+        "/nonexistent",
+        dir.path().join("bica-backup-2024-05-25_0300-2.tar.gz.age"),
+    )
+    .unwrap();
+    let taken = dir.path().join(".taken");
+    fs::write(
+        &taken,
+        "bica-backup-2024-05-25_0300-3.tar.gz\t12\tabc\t2024-05-25T03:01:00Z\nnotes.txt\t1\t-\tx\n",
+    )
+    .unwrap();
+    assert_eq!(
+        name(&["--taken", taken.to_str().unwrap()]),
+        "bica-backup-2024-05-25_0300-4.tar.gz\n"
+    );
+    let mut cmd = state(&[
+        "name",
+        "--dir",
+        p,
+        "--started",
+        "1716606059",
+        "--prefix",
+        "db1",
+        "--taken",
+        "-",
+    ]);
+    let r = run(cmd.stdin(fs::File::open(&taken).unwrap()));
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (Some(0), "db1-2024-05-25_0300.tar.gz\n"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&mut state(&[
+        "name",
+        "--dir",
+        p,
+        "--started",
+        "1",
+        "--taken",
+        "/nonexistent",
+    ]));
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("bica-state: cannot read the taken names from /nonexistent"),
+        "{}",
+        r.stderr
+    );
+}
+
+// Guards: publish links a finished temporary under its final name and prints its size; a
+// temporary of the wrong kind (gzip when encrypting, anything else when not), a name that is
+// taken, or a FIFO is refused with one line, exit 1, and nothing new under a final name.
+#[test]
+fn publish_checks_the_kind_and_never_overwrites() {
+    let dir = tempdir();
+    let p = d(dir.path());
+    let gzip = [
+        0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let age = b"age-encryption.org/v1\n-> X25519 abc\n";
+    let publish = |temp: &Path, name: &str, encrypted: bool| {
+        let mut args = vec![
+            "publish",
+            "--dir",
+            p,
+            "--temp",
+            temp.to_str().unwrap(),
+            "--name",
+            name,
+        ];
+        if encrypted {
+            args.push("--encrypted");
+        }
+        run(&mut state(&args))
+    };
+    let temp = dir
+        .path()
+        .join(".bica-backup-2024-06-01_0300.tar.gz.partial");
+    fs::write(&temp, gzip).unwrap();
+    let r = publish(&temp, "bica-backup-2024-06-01_0300.tar.gz", false);
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (Some(0), "20\n", "")
+    );
+    assert!(!temp.exists(), "the temporary name is gone");
+    assert_eq!(
+        fs::read(dir.path().join("bica-backup-2024-06-01_0300.tar.gz")).unwrap(),
+        gzip
+    );
+
+    let refused = |temp: &Path, name: &str, encrypted: bool, why: &str| {
+        let before = common::snapshot(dir.path());
+        let r = publish(temp, name, encrypted);
+        assert_eq!(r.code, Some(1), "{name}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr.starts_with("bica-state: ") && r.stderr.contains(why),
+            "{why}: {}",
+            r.stderr
+        );
+        assert_eq!(common::snapshot(dir.path()), before, "nothing changed");
+    };
+    let temp = dir
+        .path()
+        .join(".bica-backup-2024-06-01_1400.tar.gz.age.partial");
+    fs::write(&temp, gzip).unwrap();
+    refused(
+        &temp,
+        "bica-backup-2024-06-01_1400.tar.gz.age",
+        true,
+        "the archive is not an age file although encryption is configured; refusing to publish it",
+    );
+    fs::write(&temp, age).unwrap();
+    for (name, encrypted) in [
+        ("bica-backup-2024-06-01_1400.tar.gz.age", false),
+        ("bica-backup-2024-06-01_1400.tar.gz", true),
+        ("other-2024-06-01_1400.tar.gz.age", true),
+    ] {
+        let r = publish(&temp, name, encrypted);
+        assert_eq!(r.code, Some(2), "{name}: {}", r.stderr);
+        assert!(r.stderr.contains("is not the name of a"), "{}", r.stderr);
+    }
+    let temp2 = dir
+        .path()
+        .join(".bica-backup-2024-06-01_1400.tar.gz.partial");
+    fs::write(&temp2, age).unwrap();
+    refused(
+        &temp2,
+        "bica-backup-2024-06-01_1400.tar.gz",
+        false,
+        "the archive is not a gzip file; refusing to publish it",
+    );
+    fs::write(&temp2, gzip).unwrap();
+    refused(
+        &temp2,
+        "bica-backup-2024-06-01_0300.tar.gz",
+        false,
+        "a file of that name exists",
+    );
+    let fifo = dir
+        .path()
+        .join(".bica-backup-2024-06-01_1500.tar.gz.partial");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    refused(
+        &fifo,
+        "bica-backup-2024-06-01_1500.tar.gz",
+        false,
+        "not a regular file",
+    );
+    let r = publish(&temp, "bica-backup-2024-06-01_1400.tar.gz.age", true);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+// Guards: sweep removes the temporaries of killed runs (.PREFIX-*.partial files and FIFOs) and
+// nothing else: not another prefix's, not the state's own temporaries, not directories or links.
+#[test]
+fn sweep_removes_only_our_temporaries() {
+    let dir = tempdir();
+    let p = d(dir.path());
+    for n in [
+        ".bica-backup-2024-06-01_0300.tar.gz.partial",
+        ".bica-backup-2024-06-01_0300-globals.sql.partial",
+        ".other-2024-06-01_0300.tar.gz.partial",
+        ".bica-status.json.abc.partial",
+        "bica-backup-2024-06-01_0300.tar.gz",
+    ] {
+        fs::write(dir.path().join(n), b"x").unwrap();
+    }
+    let fifo = dir
+        .path()
+        .join(".bica-backup-2024-06-01_1400.tar.gz.age.partial");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    fs::create_dir(dir.path().join(".bica-backup-dir.partial")).unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/hostname",
+        dir.path().join(".bica-backup-link.partial"),
+    )
+    .unwrap();
+    let r = ok(&["sweep", "--dir", p]);
+    assert_eq!(
+        r.stderr,
+        "bica-state: removing .bica-backup-2024-06-01_0300-globals.sql.partial, left by an interrupted run\n\
+         bica-state: removing .bica-backup-2024-06-01_0300.tar.gz.partial, left by an interrupted run\n\
+         bica-state: removing .bica-backup-2024-06-01_1400.tar.gz.age.partial, left by an interrupted run\n"
+    );
+    let mut left: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ".bica-backup-dir.partial",
+            ".bica-backup-link.partial",
+            ".bica-status.json.abc.partial",
+            ".other-2024-06-01_0300.tar.gz.partial",
+            "bica-backup-2024-06-01_0300.tar.gz"
+        ]
+    );
+    assert_eq!(ok(&["sweep", "--dir", p]).stderr, "");
+}
+
+// Guards: cause names the first stage that failed for its own reason from real stage files;
+// --show copies the messages to standard error first; success says nothing.
+#[test]
+fn cause_blames_the_first_own_failure() {
+    let dir = tempdir();
+    let p = d(dir.path());
+    fs::write(
+        dir.path().join("bica-dump"),
+        "bica-dump: note: PostgreSQL 15.4 server: pg_dump 15.4 (PATH)\nbica-dump: cannot write output: Broken pipe (os error 32)\nhint: the program reading our output stopped early; see its own error\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("bica-pack"),
+        "bica-pack: cannot write output: No space left on device (os error 28)\n",
+    )
+    .unwrap();
+    let r = ok(&[
+        "cause",
+        "--messages",
+        p,
+        "bica-dump:1",
+        "bica-pack:1",
+        "bica-seal:0",
+    ]);
+    assert_eq!(
+        (r.stdout.as_str(), r.stderr.as_str()),
+        (
+            "bica-pack: cannot write output: No space left on device (os error 28)\n",
+            ""
+        )
+    );
+    let r = ok(&[
+        "cause",
+        "--show",
+        "--messages",
+        p,
+        "bica-dump:0",
+        "bica-pack:0",
+    ]);
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr.starts_with("bica-dump: note: ")
+            && r.stderr
+                .ends_with("No space left on device (os error 28)\n"),
+        "{}",
+        r.stderr
+    );
+    let r = ok(&["cause", "--messages", p, "bica-seal:153"]);
+    assert_eq!(r.stdout, "bica-seal: killed by signal SIGXFSZ\n");
+    for bad in ["bica-dump", "bica-dump:x", "../x:1", ":1"] {
+        let r = run(&mut state(&["cause", "--messages", p, bad]));
+        assert_eq!(r.code, Some(2), "{bad}: {}", r.stderr);
+        assert!(r.stderr.starts_with("bica-state: "), "{}", r.stderr);
+    }
+}
+
+// Guards: `record ... --hooks` runs ON_SUCCESS_CMD or ON_FAILURE_CMD with the outcome in its
+// environment; without --hooks, and for a good off-site copy, none runs; a failing or hung hook
+// is a warning (HOOK_TIMEOUT), and the outcome is recorded anyway.
+#[test]
+fn record_runs_the_hooks_when_asked() {
+    let dir = tempdir();
+    let p = d(dir.path());
+    let out = dir.path().join("hook.txt");
+    let hook = format!(
+        "echo \"$BICA_EVENT $BICA_RESULT $BICA_ARCHIVE $BICA_BYTES $BICA_SECONDS $BICA_ERROR $BICA_BACKUP_DIR\" >> '{}'",
+        out.display()
+    );
+    let record = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = state(&[&["record"], args].concat());
+        cmd.env("ON_SUCCESS_CMD", &hook)
+            .env("ON_FAILURE_CMD", &hook);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let r = run(&mut cmd);
+        assert_eq!(r.code, Some(0), "{args:?}: {}", r.stderr);
+        r
+    };
+    let a = "bica-backup-2024-06-01_0300.tar.gz";
+    record(
+        &[
+            "backup",
+            "--dir",
+            p,
+            "--hooks",
+            "--result",
+            "ok",
+            "--started",
+            "1717210800",
+            "--archive",
+            a,
+            "--bytes",
+            "7",
+            "--seconds",
+            "2",
+        ],
+        &[],
+    );
+    record(
+        &[
+            "backup",
+            "--dir",
+            p,
+            "--result",
+            "ok",
+            "--started",
+            "1717210800",
+            "--archive",
+            a,
+        ],
+        &[],
+    );
+    record(
+        &[
+            "remote",
+            "--dir",
+            p,
+            "--hooks",
+            "--result",
+            "ok",
+            "--started",
+            "1717210800",
+            "--archive",
+            a,
+        ],
+        &[],
+    );
+    record(
+        &[
+            "remote",
+            "--dir",
+            p,
+            "--hooks",
+            "--result",
+            "failed",
+            "--started",
+            "1717210800",
+            "--archive",
+            a,
+            "--seconds",
+            "4",
+            "--error",
+            "no network",
+        ],
+        &[],
+    );
+    record(
+        &[
+            "verify",
+            "--dir",
+            p,
+            "--hooks",
+            "--result",
+            "failed",
+            "--archive",
+            a,
+            "--seconds",
+            "9",
+            "--error",
+            "differs",
+            "--tables",
+            "",
+        ],
+        &[],
+    );
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        format!("backup ok {a} 7 2  {p}\nremote failed {a} 0 4 no network {p}\nverify failed {a} 0 9 differs {p}\n")
+    );
+    let r = record(
+        &[
+            "backup",
+            "--dir",
+            p,
+            "--hooks",
+            "--result",
+            "failed",
+            "--started",
+            "1717210800",
+        ],
+        &[("ON_FAILURE_CMD", "exit 3")],
+    );
+    assert_eq!(
+        r.stderr,
+        "bica-state: warning: the failure hook failed: exit status: 3\n"
+    );
+    let t = std::time::Instant::now();
+    let r = record(
+        &[
+            "backup",
+            "--dir",
+            p,
+            "--hooks",
+            "--result",
+            "ok",
+            "--started",
+            "1717210800",
+        ],
+        &[("ON_SUCCESS_CMD", "sleep 30"), ("HOOK_TIMEOUT", "1")],
+    );
+    assert!(
+        r.stderr
+            .contains("the success hook failed: stopped after 1 s (HOOK_TIMEOUT)"),
+        "{}",
+        r.stderr
+    );
+    assert!(t.elapsed().as_secs() < 10, "{:?}", t.elapsed());
+    let status = fs::read_to_string(dir.path().join("bica-status.json")).unwrap();
+    assert!(status.contains("\"last_result\": \"ok\""), "{status}");
+}

@@ -32,6 +32,17 @@ Own the state of a backup directory: record what a backup or a restore drill did
 its health, decide whether a missed scheduled backup must be caught up, and list its \
 archives.
 
+It also owns a new archive's way into the directory: `name` gives it the run's UTC start \
+minute with the first -N suffix free there and in a list of names taken elsewhere; `publish` \
+checks that the finished temporary is the configured kind (an age file when encrypting, else \
+gzip), fsyncs it, links it under its final name (never over a file), drops the temporary name \
+and fsyncs the directory; `sweep` removes the temporaries killed runs left. `cause` says which \
+stage of a failed pipeline failed first for its own reason (a broken pipe or a cut input is \
+only a reaction to another stage's failure). `record --hooks` then runs ON_SUCCESS_CMD or \
+ON_FAILURE_CMD (a failed off-site copy: the failure hook only) with the outcome in \
+BICA_EVENT, BICA_RESULT, BICA_ARCHIVE, BICA_BYTES, BICA_SECONDS, BICA_ERROR and \
+BICA_BACKUP_DIR, stopped after HOOK_TIMEOUT seconds (60; 0: no limit).
+
 entrypoint.sh calls it after every run and for `healthcheck`, `list` and the catch-up at \
 start; it works the same by hand on any directory.";
 
@@ -409,8 +420,10 @@ fn publish_cmd(p: PublishArgs) -> Result<()> {
 
 fn sweep_cmd(d: Dir) -> Result<()> {
     prune::check_dir_and_prefix(&d.dir, &d.prefix)?;
-    for name in publish::sweep(&d.dir, &d.prefix)? {
-        eprintln!("bica-state: removed {name}, left by an interrupted run");
+    for name in publish::leftovers(&d.dir, &d.prefix)? {
+        eprintln!("bica-state: removing {name}, left by an interrupted run");
+        let path = d.dir.join(&name);
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
     }
     Ok(())
 }

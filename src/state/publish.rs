@@ -146,11 +146,12 @@ pub fn publish(dir: &Path, prefix: &str, temp: &Path, name: &str, encrypted: boo
     Ok(meta.len())
 }
 
-/// Removes the temporaries of earlier runs (`.PREFIX-*.partial`: files and FIFOs, never
-/// directories or symlinks); returns their names.
-pub fn sweep(dir: &Path, prefix: &str) -> Result<Vec<String>> {
+/// The temporaries of earlier runs (`.PREFIX-*.partial`: files and FIFOs, never directories or
+/// symlinks), by name: what a sweep removes.
+pub fn leftovers(dir: &Path, prefix: &str) -> Result<Vec<String>> {
+    use std::os::unix::fs::FileTypeExt;
     let lead = format!(".{prefix}-");
-    let mut removed = Vec::new();
+    let mut found = Vec::new();
     let entries = fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
@@ -161,15 +162,12 @@ pub fn sweep(dir: &Path, prefix: &str) -> Result<Vec<String>> {
         let kind = entry
             .file_type()
             .with_context(|| format!("cannot read {}", entry.path().display()))?;
-        use std::os::unix::fs::FileTypeExt;
         if kind.is_file() || kind.is_fifo() {
-            fs::remove_file(entry.path())
-                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-            removed.push(name);
+            found.push(name);
         }
     }
-    removed.sort();
-    Ok(removed)
+    found.sort();
+    Ok(found)
 }
 
 #[cfg(test)]
