@@ -97,6 +97,7 @@ fn help_version_and_usage_errors() {
         "bica-dbprops",
         "bica-restore",
         "bica-config",
+        "bica-remote",
     ] {
         let help = String::from_utf8(ok(name, &["--help"], b"")).unwrap();
         assert!(help.contains("Examples:"), "{name} --help:\n{help}");
