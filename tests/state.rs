@@ -871,8 +871,12 @@ fn record_runs_the_hooks_when_asked() {
         "echo \"$BICA_EVENT $BICA_RESULT $BICA_ARCHIVE $BICA_BYTES $BICA_SECONDS $BICA_ERROR $BICA_BACKUP_DIR\" >> '{}'",
         out.display()
     );
-    let record = |args: &[&str], env: &[(&str, &str)]| {
-        let mut cmd = state(&[&["record"], args].concat());
+    let a = "bica-backup-2024-06-01_0300.tar.gz";
+    // `record KIND --dir DIR` then FLAGS (words), with both hooks set unless `env` says otherwise.
+    let record = |kind: &str, flags: &str, env: &[(&str, &str)]| {
+        let mut args = vec!["record", kind, "--dir", p];
+        args.extend(flags.split_whitespace());
+        let mut cmd = state(&args);
         cmd.env("ON_SUCCESS_CMD", &hook)
             .env("ON_FAILURE_CMD", &hook);
         for (k, v) in env {
@@ -882,126 +886,42 @@ fn record_runs_the_hooks_when_asked() {
         assert_eq!(r.code, Some(0), "{args:?}: {}", r.stderr);
         r
     };
-    let a = "bica-backup-2024-06-01_0300.tar.gz";
-    record(
-        &[
+    let t = "--started 1717210800";
+    for (kind, flags) in [
+        (
             "backup",
-            "--dir",
-            p,
-            "--hooks",
-            "--result",
-            "ok",
-            "--started",
-            "1717210800",
-            "--archive",
-            a,
-            "--bytes",
-            "7",
-            "--seconds",
-            "2",
-        ],
-        &[],
-    );
-    record(
-        &[
-            "backup",
-            "--dir",
-            p,
-            "--result",
-            "ok",
-            "--started",
-            "1717210800",
-            "--archive",
-            a,
-        ],
-        &[],
-    );
-    record(
-        &[
+            format!("--hooks --result ok {t} --archive {a} --bytes 7 --seconds 2"),
+        ),
+        ("backup", format!("--result ok {t} --archive {a}")),
+        ("remote", format!("--hooks --result ok {t} --archive {a}")),
+        (
             "remote",
-            "--dir",
-            p,
-            "--hooks",
-            "--result",
-            "ok",
-            "--started",
-            "1717210800",
-            "--archive",
-            a,
-        ],
-        &[],
-    );
-    record(
-        &[
-            "remote",
-            "--dir",
-            p,
-            "--hooks",
-            "--result",
-            "failed",
-            "--started",
-            "1717210800",
-            "--archive",
-            a,
-            "--seconds",
-            "4",
-            "--error",
-            "no network",
-        ],
-        &[],
-    );
-    record(
-        &[
+            format!("--hooks --result failed {t} --archive {a} --seconds 4 --error offline"),
+        ),
+        (
             "verify",
-            "--dir",
-            p,
-            "--hooks",
-            "--result",
-            "failed",
-            "--archive",
-            a,
-            "--seconds",
-            "9",
-            "--error",
-            "differs",
-            "--tables",
-            "",
-        ],
-        &[],
-    );
+            format!("--hooks --result failed --archive {a} --seconds 9 --error differs --tables="),
+        ),
+    ] {
+        record(kind, &flags, &[]);
+    }
     assert_eq!(
         fs::read_to_string(&out).unwrap(),
-        format!("backup ok {a} 7 2  {p}\nremote failed {a} 0 4 no network {p}\nverify failed {a} 0 9 differs {p}\n")
+        format!("backup ok {a} 7 2  {p}\nremote failed {a} 0 4 offline {p}\nverify failed {a} 0 9 differs {p}\n")
     );
     let r = record(
-        &[
-            "backup",
-            "--dir",
-            p,
-            "--hooks",
-            "--result",
-            "failed",
-            "--started",
-            "1717210800",
-        ],
+        "backup",
+        &format!("--hooks --result failed {t}"),
         &[("ON_FAILURE_CMD", "exit 3")],
     );
     assert_eq!(
         r.stderr,
         "bica-state: warning: the failure hook failed: exit status: 3\n"
     );
-    let t = std::time::Instant::now();
+    let clock = std::time::Instant::now();
     let r = record(
-        &[
-            "backup",
-            "--dir",
-            p,
-            "--hooks",
-            "--result",
-            "ok",
-            "--started",
-            "1717210800",
-        ],
+        "backup",
+        &format!("--hooks --result ok {t}"),
         &[("ON_SUCCESS_CMD", "sleep 30"), ("HOOK_TIMEOUT", "1")],
     );
     assert!(
@@ -1010,7 +930,7 @@ fn record_runs_the_hooks_when_asked() {
         "{}",
         r.stderr
     );
-    assert!(t.elapsed().as_secs() < 10, "{:?}", t.elapsed());
+    assert!(clock.elapsed().as_secs() < 10, "{:?}", clock.elapsed());
     let status = fs::read_to_string(dir.path().join("bica-status.json")).unwrap();
     assert!(status.contains("\"last_result\": \"ok\""), "{status}");
 }
