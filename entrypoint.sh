@@ -299,9 +299,6 @@ run_remote() {
 	)
 }
 
-# remote_archives: our archive names at REMOTE_URL, oldest first (the order of `archives`).
-remote_archives() { run_remote ls --prefix "$BACKUP_PREFIX" | cut -f1; }
-
 # remote_prepare [FILE]: aborts the uploads a killed run left, and lists REMOTE_URL into FILE.
 remote_prepare() { step bica-remote run_remote clean >/dev/null && { [ -z "${1:-}" ] || step bica-remote run_remote ls >"$1"; }; }
 

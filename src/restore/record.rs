@@ -1,13 +1,12 @@
 //! The drill's outcome: recorded in the directory's status file and metrics
 //! ([`crate::state::status`], as `bica-state record verify` does), then told to the hook
-//! (ON_SUCCESS_CMD or ON_FAILURE_CMD, run by `sh -c` with the outcome in BICA_* variables, as
-//! entrypoint.sh runs it for a backup). A hook that fails or hangs (HOOK_TIMEOUT, 60 s) is a
+//! (ON_SUCCESS_CMD or ON_FAILURE_CMD, run by [`crate::state::hooks`] as for a backup, without
+//! the secrets this process holds). A hook that fails or hangs (HOOK_TIMEOUT, 60 s) is a
 //! warning, never the verdict.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use crate::state::hooks;
 use crate::state::status::{self, MetricsTarget, VerifyOutcome};
 
 /// What a drill compared.
@@ -66,59 +65,19 @@ impl Recorder {
         self.hook(ok, archive, seconds, error);
     }
 
+    /// The hook, as for a backup ([`hooks`]), without the secrets this process holds.
     fn hook(&self, ok: bool, archive: &str, seconds: u64, error: &str) {
-        let var = if ok {
-            "ON_SUCCESS_CMD"
-        } else {
-            "ON_FAILURE_CMD"
+        let event = hooks::Event {
+            event: "verify",
+            ok,
+            archive,
+            bytes: 0,
+            seconds: seconds as i64,
+            error,
+            dir: &self.dir,
         };
-        let Some(hook) = super::env(var) else { return };
-        let limit = super::env("HOOK_TIMEOUT")
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or(60);
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(&hook);
-        for v in super::pg::SECRET_VARS {
-            cmd.env_remove(v);
-        }
-        cmd.env("BICA_EVENT", "verify")
-            .env("BICA_RESULT", if ok { "ok" } else { "failed" })
-            .env("BICA_ARCHIVE", archive)
-            .env("BICA_BYTES", "0")
-            .env("BICA_SECONDS", seconds.to_string())
-            .env("BICA_ERROR", error)
-            .env("BICA_BACKUP_DIR", &self.dir)
-            .stdin(Stdio::null())
-            .process_group(0);
-        let what = if ok { "success" } else { "failure" };
-        if !run_bounded(cmd, Duration::from_secs(limit)) {
-            super::say(format!("warning: the {what} hook failed"));
-        }
-    }
-}
-
-use std::os::unix::process::CommandExt;
-
-/// Runs `cmd` (in its own process group) for at most `limit`; whether it exited 0 in time. A
-/// hook still running then is ended with its whole group.
-fn run_bounded(mut cmd: Command, limit: Duration) -> bool {
-    let Ok(mut child) = cmd.spawn() else {
-        return false;
-    };
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return status.success(),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                // SAFETY: signals the hook's own process group (it was started with
-                // process_group(0), so its group id is its PID, not yet reaped).
-                unsafe {
-                    libc::kill(-(child.id() as libc::pid_t), libc::SIGTERM);
-                }
-                let _ = child.wait();
-                return false;
-            }
+        if let Err(warning) = hooks::notify(&event, &super::pg::SECRET_VARS) {
+            super::say(warning);
         }
     }
 }

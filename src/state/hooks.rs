@@ -34,10 +34,11 @@ pub fn timeout_from(value: Option<&str>) -> Option<Duration> {
     (secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
-/// Runs the hook for `e`, if one is set; says on standard error when it failed.
-pub fn notify(e: &Event) {
+/// Runs the hook for `e`, if one is set, without the variables `hide` (secrets the caller
+/// holds in its environment); on failure, the warning to print (`the failure hook failed: why`).
+pub fn notify(e: &Event, hide: &[&str]) -> Result<(), String> {
     if e.event == "remote" && e.ok {
-        return;
+        return Ok(());
     }
     let (var, which) = if e.ok {
         ("ON_SUCCESS_CMD", "success")
@@ -45,16 +46,18 @@ pub fn notify(e: &Event) {
         ("ON_FAILURE_CMD", "failure")
     };
     let Some(hook) = std::env::var(var).ok().filter(|h| !h.is_empty()) else {
-        return;
+        return Ok(());
     };
     let limit = timeout_from(std::env::var("HOOK_TIMEOUT").ok().as_deref());
-    if let Err(why) = run(&hook, e, limit) {
-        eprintln!("bica-state: warning: the {which} hook failed: {why}");
-    }
+    run(&hook, e, limit, hide).map_err(|why| format!("warning: the {which} hook failed: {why}"))
 }
 
-fn run(hook: &str, e: &Event, limit: Option<Duration>) -> Result<(), String> {
-    let mut child = Command::new("sh")
+fn run(hook: &str, e: &Event, limit: Option<Duration>, hide: &[&str]) -> Result<(), String> {
+    let mut cmd = Command::new("sh");
+    for v in hide {
+        cmd.env_remove(v);
+    }
+    let mut child = cmd
         .arg("-c")
         .arg(hook)
         .env("BICA_EVENT", e.event)
@@ -133,12 +136,12 @@ mod tests {
             "echo \"$BICA_EVENT $BICA_RESULT $BICA_ARCHIVE $BICA_BYTES $BICA_SECONDS\" > '{}'",
             out.path().display()
         );
-        run(&hook, &event(true), Some(Duration::from_secs(10))).unwrap();
+        run(&hook, &event(true), Some(Duration::from_secs(10)), &[]).unwrap();
         assert_eq!(
             std::fs::read_to_string(out.path()).unwrap(),
             "backup ok bica-backup-2024-06-01_0300.tar.gz 42 3\n"
         );
-        let err = run("exit 3", &event(false), Some(Duration::from_secs(10))).unwrap_err();
+        let err = run("exit 3", &event(false), Some(Duration::from_secs(10)), &[]).unwrap_err();
         assert!(err.contains("exit status: 3"), "{err}");
     }
 

@@ -481,7 +481,9 @@ impl Output {
         }
         status::update(&self.dir, &self.metrics(), change)?;
         if self.hooks {
-            hooks::notify(&event);
+            if let Err(warning) = hooks::notify(&event, &[]) {
+                eprintln!("bica-state: {warning}");
+            }
         }
         Ok(())
     }
