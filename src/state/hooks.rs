@@ -146,12 +146,29 @@ mod tests {
     }
 
     #[test]
+    fn the_hook_never_sees_what_the_caller_hides() {
+        // SAFETY (set_var): this test process sets one variable of its own, read only here.
+        unsafe { std::env::set_var("BICA_HOOKS_TEST_SECRET", "s3cret") };
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let hook = format!(
+            "echo \"[${{BICA_HOOKS_TEST_SECRET:-}}]\" > '{}'",
+            out.path().display()
+        );
+        let limit = Some(Duration::from_secs(10));
+        run(&hook, &event(true), limit, &["BICA_HOOKS_TEST_SECRET"]).unwrap();
+        assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "[]\n");
+        run(&hook, &event(true), limit, &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(out.path()).unwrap(), "[s3cret]\n");
+    }
+
+    #[test]
     fn a_hung_hook_and_its_children_are_stopped() {
         let start = Instant::now();
         let err = run(
             "sleep 30 & sleep 30",
             &event(true),
             Some(Duration::from_millis(300)),
+            &[],
         )
         .unwrap_err();
         assert!(err.contains("HOOK_TIMEOUT"), "{err}");
