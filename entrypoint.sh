@@ -182,7 +182,10 @@ run_dump() {
 # cmd_backup [--prune]: the archive (or remote-only's upload), its copy, and after success only, the retention.
 cmd_backup() {
 	local a prune=false remote_ok=true
-	for a in "$@"; do [ "$a" = --prune ] || die "$EXIT_CONFIG" "backup: unknown option '$a' (expected --prune)"; prune=true; done
+	for a in "$@"; do
+		[ "$a" = --prune ] || die "$EXIT_CONFIG" "backup: unknown option '$a' (expected --prune)"
+		prune=true
+	done
 	CONFIG_FAILURE_PREFIX="backup FAILED: " RECORD_CONFIG_FAILURE=1 RUN_EPOCH=$(date -u +%s)
 	load_config
 	take_lock
@@ -207,7 +210,10 @@ start_run() {
 	TMP_ERRDIR=$(mktemp -d "${TMPDIR:-/tmp}/bica.XXXXXX")
 	trap 'rm -rf -- "$TMP_ARCHIVE" "$TMP_GLOBALS" "$TMP_ERRDIR"' EXIT
 	[ "$ENCRYPT_MODE" = none ] || KIND=(--encrypted)
-	if remote_only; then TAKEN=$TMP_ERRDIR/taken && { remote_prepare "$TAKEN" || backup_failed "$STEP_FAILURE"; }; fi
+	if remote_only; then
+		TAKEN=$TMP_ERRDIR/taken
+		remote_prepare "$TAKEN" || backup_failed "$STEP_FAILURE"
+	fi
 	NAME=$(bica-state name --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --started "$RUN_EPOCH" \
 		"${KIND[@]}" --taken "$TAKEN") || backup_failed "cannot name the archive (above)"
 	TMP_ARCHIVE="$BACKUP_DIR/.$NAME.partial" TMP_GLOBALS="$BACKUP_DIR/.${NAME%%.tar.gz*}-globals.sql.partial"
@@ -347,7 +353,9 @@ run_prune() { bica-prune --dir "$BACKUP_DIR" --prefix "$BACKUP_PREFIX" --keep-da
 # cmd_prune [--dry-run]: the retention now (a real one takes the lock).
 cmd_prune() {
 	local a
-	for a in "$@"; do [ "$a" = --dry-run ] || die "$EXIT_CONFIG" "prune: unknown option '$a' (expected --dry-run)"; done
+	for a in "$@"; do
+		[ "$a" = --dry-run ] || die "$EXIT_CONFIG" "prune: unknown option '$a' (expected --dry-run)"
+	done
 	load_config storage
 	[ $# -gt 0 ] || take_lock
 	run_prune "$@"
@@ -458,51 +466,65 @@ export_for_jobs() {
 	done
 }
 
+# cmd_run: the container's default command: check and say everything at start, sweep what killed
+# runs left, catch up a missed slot, then hand the schedule to supercronic.
 cmd_run() {
 	load_config
-	if [ -n "${LOG_FILE:-}" ]; then
-		# Everything from here on (the catch-up, supercronic and every job it starts) also goes
-		# to LOG_FILE; stdout and stderr stay what `docker logs` shows.
-		{ : >>"$LOG_FILE"; } 2>/dev/null || die "$EXIT_CONFIG" "LOG_FILE=$LOG_FILE cannot be written by user $(id -u)"
-		exec > >(tee -a -- "$LOG_FILE") 2> >(tee -a -- "$LOG_FILE" >&2)
-	fi
+	start_log
 	print_config
 	probe_server
-	if [ "${container:-}" = podman ]; then
-		# podman sets container=podman; it cannot tell us the image's format, so say it once.
-		say "note: under podman the image has its HEALTHCHECK only when built with 'podman build --format docker' (the default OCI format drops it)"
-	fi
+	start_notes
 	[ -r "$CRONTAB" ] || die "$EXIT_CONFIG" "the crontab $CRONTAB cannot be read"
-	if remote_enabled; then
-		# Say at start, not at 03:00, when the object store refuses us; the runs still retry
-		# (a network that is down now may be up by then).
-		local remote_err
-		if remote_err=$(run_remote ls 2>&1 >/dev/null); then
-			say "remote: $REMOTE_URL answers"
-		else
-			say "warning: $REMOTE_URL does not answer now; every run will retry the copy: ${remote_err//$'\n'/ }"
-		fi
-	fi
 	(
 		take_lock
 		sweep_partials
 	)
 	export_for_jobs
-	if is_true "$CATCH_UP"; then
-		# A stop (SIGTERM) during the catch-up lets that backup finish, like supercronic does
-		# for scheduled runs, then exits instead of starting the schedule.
-		local stop_requested=false
-		trap 'stop_requested=true' TERM INT
-		catch_up
-		trap - TERM INT
-		if $stop_requested; then
-			say "stop requested during the catch-up backup; exiting"
-			exit 0
-		fi
+	! is_true "$CATCH_UP" || catch_up_or_stop
+	schedule
+}
+
+# start_log: with LOG_FILE, everything from here on (the catch-up, supercronic and every job it
+# starts) also goes there; stdout and stderr stay what `docker logs` shows.
+start_log() {
+	[ -n "${LOG_FILE:-}" ] || return 0
+	{ : >>"$LOG_FILE"; } 2>/dev/null || die "$EXIT_CONFIG" "LOG_FILE=$LOG_FILE cannot be written by user $(id -u)"
+	exec > >(tee -a -- "$LOG_FILE") 2> >(tee -a -- "$LOG_FILE" >&2)
+}
+
+# start_notes: what the start can tell now rather than at 03:00: the image format under podman
+# (which sets container=podman and cannot tell us the format), and whether the object store
+# answers (the runs retry anyway: a network that is down now may be up by then).
+start_notes() {
+	[ "${container:-}" != podman ] ||
+		say "note: under podman the image has its HEALTHCHECK only when built with 'podman build --format docker' (the default OCI format drops it)"
+	remote_enabled || return 0
+	local err
+	if err=$(run_remote ls 2>&1 >/dev/null); then
+		say "remote: $REMOTE_URL answers"
+	else
+		say "warning: $REMOTE_URL does not answer now; every run will retry the copy: ${err//$'\n'/ }"
 	fi
+}
+
+# catch_up_or_stop: the catch-up; a stop (SIGTERM) during it lets that backup finish, as
+# supercronic does for scheduled runs, then exits instead of starting the schedule.
+catch_up_or_stop() {
+	local stop_requested=false
+	trap 'stop_requested=true' TERM INT
+	catch_up
+	trap - TERM INT
+	if $stop_requested; then
+		say "stop requested during the catch-up backup; exiting"
+		exit 0
+	fi
+}
+
+# schedule: execs supercronic on CRONTAB, plus the drill line from VERIFY_SCHEDULE (off unless
+# asked for: the drill needs the identity; see README).
+schedule() {
 	local crontab=$CRONTAB
 	if [ -n "${VERIFY_SCHEDULE:-}" ]; then
-		# The restore drill needs the identity; it is off unless asked for (see README).
 		crontab="${TMPDIR:-/tmp}/bica-crontab.txt"
 		{
 			cat -- "$CRONTAB"

@@ -1239,9 +1239,9 @@ check_s() {
 			podman logs "${ctr[$form]}" 2>&1 | tail -n 15
 			fail "$form: fewer than 3 archives (catch-up + 2 scheduled) within 120 s"
 		}
-		wait_for 60 log_has "${ctr[$form]}" 'verify OK: ' || {
+		wait_for 180 log_has "${ctr[$form]}" 'verify OK: ' || {
 			podman logs "${ctr[$form]}" 2>&1 | tail -n 15
-			fail "$form: no passing drill from VERIFY_SCHEDULE within 60 s"
+			fail "$form: no passing drill from VERIFY_SCHEDULE within 180 s"
 		}
 	done
 	dump_db shop >"$WORK/s.shop.sql"
