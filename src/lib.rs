@@ -1,8 +1,9 @@
 //! Bica: scheduled, encrypted PostgreSQL backups built from small binaries that talk through
 //! pipes.
 //!
-//! Each binary (`bica-dump`, `bica-pack`, `bica-seal`, `bica-prune`) is a thin `main` in `bins/`
-//! that hands its clap definition and its `run` function to [`cli::main`]. Everything else lives
+//! Each binary (`bica-dump`, `bica-pack`, `bica-seal`, `bica-prune`, `bica-state`, `bica-config`,
+//! `bica-remote`, `bica-restore`, `bica-dbprops`, `bica-compare`) is a thin `main` in `bins/` that
+//! hands its clap definition and its `run` function to [`cli::main`]. Everything else lives
 //! here so that tests and the man-page generator see exactly what the binaries see.
 
 pub mod archive;
