@@ -10,20 +10,18 @@ use anyhow::{Context, Result};
 use crate::clients::{self, ServerVersion};
 
 /// Secrets this process may hold in its environment that no child needs: the children get the
-/// database password as PGPASSWORD, and nothing else.
-pub const SECRET_VARS: [&str; 11] = [
-    "DB_PASSWORD",
-    "VERIFY_DB_PASSWORD",
-    "BICA_PASSPHRASE",
-    "ENCRYPT_PASS",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_SAS_TOKEN",
-    "AZURE_STORAGE_SAS_KEY",
-    "AZURE_CLIENT_SECRET",
-    "GOOGLE_SERVICE_ACCOUNT_KEY",
-];
+/// database password as PGPASSWORD, and nothing else. The object stores' are bica-config's list.
+pub fn secret_vars() -> Vec<&'static str> {
+    let own = [
+        "DB_PASSWORD",
+        "VERIFY_DB_PASSWORD",
+        "BICA_PASSPHRASE",
+        "ENCRYPT_PASS",
+    ];
+    own.into_iter()
+        .chain(crate::config::rules::REMOTE_SECRET_VARS.iter().copied())
+        .collect()
+}
 
 /// One server and the client tools used for it.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +77,7 @@ impl Server {
             Some(bin) if bin.join(tool).exists() => Command::new(bin.join(tool)),
             _ => Command::new(tool),
         };
-        for v in SECRET_VARS {
+        for v in secret_vars() {
             cmd.env_remove(v);
         }
         for (name, value) in [

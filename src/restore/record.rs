@@ -76,7 +76,7 @@ impl Recorder {
             error,
             dir: &self.dir,
         };
-        if let Err(warning) = hooks::notify(&event, &super::pg::SECRET_VARS) {
+        if let Err(warning) = hooks::notify(&event, &super::pg::secret_vars()) {
             super::say(warning);
         }
     }
