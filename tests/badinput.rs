@@ -9,7 +9,6 @@ mod common;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -265,15 +264,6 @@ fn pack_writing_refuses_bad_input() {
         2,
         "the name may hold",
     );
-}
-
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
-    let r = run(Command::new(bin_dir().join("bica-seal"))
-        .arg("--keygen")
-        .arg(&key));
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    (key, r.stdout.trim().to_string())
 }
 
 // Guards: bica-seal -d refuses garbage, empty input, gzip, a truncated file, a file for another

@@ -4,14 +4,14 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use assert_cmd::cargo::cargo_bin;
 
 mod common;
 
-use common::{read_all, tempdir};
+use common::{keygen, read_all, tempdir};
 
 struct Out {
     code: i32,
@@ -280,15 +280,6 @@ fn pack_broken_pipe_is_an_error() {
 
 // ---------------------------------------------------------------------------------------------
 // bica-seal
-
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
-    let public = String::from_utf8(ok("bica-seal", &["--keygen", key.to_str().unwrap()], b""))
-        .unwrap()
-        .trim()
-        .to_string();
-    (key, public)
-}
 
 // Guards: --keygen writes a 0600 identity it never overwrites; --to-public gives its key.
 #[test]

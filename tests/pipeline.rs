@@ -71,15 +71,6 @@ fn backup_ok(mut cmd: Command, dir: &Path, encrypted: bool) -> std::path::PathBu
     path
 }
 
-fn keygen(dir: &Path) -> (std::path::PathBuf, String) {
-    let key = dir.join("key.txt");
-    let r = run(Command::new(bin_dir().join("bica-seal"))
-        .arg("--keygen")
-        .arg(&key));
-    assert_eq!(r.code, Some(0), "keygen: {}", r.stderr);
-    (key, r.stdout.trim().to_string())
-}
-
 // Guards: the mission's core, a plain backup restored with Bica's own tools is identical.
 #[test]
 fn plain_backup_restores_identically() {
@@ -117,7 +108,7 @@ fn encrypted_backup_restores_with_bica_and_with_standard_tools() {
     let db = fixture_db("enc");
     let dir = tempdir();
     let keys = tempdir();
-    let (key, public) = keygen(keys.path());
+    let (key, public) = keygen(keys.path(), "key.txt");
     assert!(public.starts_with("age1"), "{public}");
     let mut cmd = entrypoint_cmd(&db, dir.path(), &["backup"]);
     cmd.env("ENCRYPT", "true")
@@ -549,9 +540,9 @@ fn wrong_key_fails_to_decrypt() {
     let db = fixture_db("wrongkey");
     let dir = tempdir();
     let keys = tempdir();
-    let (_key, public) = keygen(keys.path());
+    let (_key, public) = keygen(keys.path(), "key.txt");
     let other = tempdir();
-    let (other_key, _) = keygen(other.path());
+    let (other_key, _) = keygen(other.path(), "key.txt");
     let mut cmd = entrypoint_cmd(&db, dir.path(), &["backup"]);
     cmd.env("ENCRYPT_RECIPIENTS", &public);
     let archive = backup_ok(cmd, dir.path(), true);
@@ -700,7 +691,7 @@ fn a_plaintext_file_is_never_published_as_encrypted() {
     let seal = fake.path().join("bica-seal");
     fs::write(&seal, "#!/bin/sh\nexec cat\n").unwrap();
     fs::set_permissions(&seal, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (_, public) = keygen(fake.path());
+    let (_, public) = keygen(fake.path(), "key.txt");
     let mut cmd = entrypoint_cmd(&db, dir.path(), &["backup"]);
     cmd.env(
         "PATH",

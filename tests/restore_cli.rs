@@ -36,16 +36,6 @@ fn db_exists(name: &str) -> bool {
         == "1"
 }
 
-/// A new key pair in `dir`: (identity file, public key).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let key = dir.join(name);
-    let r = run(Command::new(bin_dir().join("bica-seal"))
-        .arg("--keygen")
-        .arg(&key));
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
-    (key, r.stdout.trim().to_string())
-}
-
 /// `bica-dump | bica-pack | bica-seal -r PUBLIC > DIR/NAME`, as the README documents it.
 fn archive_by_hand(db: &str, dir: &Path, name: &str, public: &str) -> PathBuf {
     let path = dir.join(name);
@@ -412,6 +402,10 @@ fn a_stopped_drill_drops_its_scratch_database() {
             "{vars:?}"
         );
     }
+    assert!(
+        read > 0,
+        "no child's environment could be read: nothing was checked"
+    );
     send_signal(pid as i64, "-TERM");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -228,6 +228,16 @@ pub fn run(cmd: &mut Command) -> Ran {
     }
 }
 
+/// A new age key pair made by bica-seal in `dir`: (the identity file, its public key).
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let r = run(Command::new(bin_dir().join("bica-seal"))
+        .arg("--keygen")
+        .arg(&key));
+    assert_eq!(r.code, Some(0), "bica-seal --keygen: {}", r.stderr);
+    (key, r.stdout.trim().to_string())
+}
+
 /// The names of the files in `dir`, sorted (hidden ones included).
 pub fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
