@@ -105,7 +105,6 @@ is_true() { [ "$1" = true ]; }
 config_encrypts() { [ "$ENCRYPTS" = true ]; }
 remote_enabled() { [ -n "$REMOTE_URL" ]; }
 remote_only() { remote_enabled && is_true "$REMOTE_ONLY"; }
-archive_ext() { printf '%s\n' "$ARCHIVE_EXT"; }
 
 print_config() {
 	say "configuration:"

@@ -10,10 +10,7 @@
 //! come around it); a stage killed without a word is named with its signal (SIGXFSZ: the file
 //! size limit, SIGKILL: the out-of-memory killer, ...).
 //!
-//! entrypoint.sh reaches it through `bica-state cause`; Rust callers that run stages
-//! themselves call [`root_cause`] with [`shell_status`].
-
-use std::process::ExitStatus;
+//! entrypoint.sh reaches it through `bica-state cause`.
 
 /// One finished stage: its name (for messages), its exit status as a shell reports it (128+N
 /// when signal N killed it) and its standard error.
@@ -22,15 +19,6 @@ pub struct Stage<'a> {
     pub name: &'a str,
     pub status: i32,
     pub stderr: &'a str,
-}
-
-/// The status a shell would report: the exit code, or 128 + the signal that killed it.
-pub fn shell_status(status: ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1)
 }
 
 /// Lines a bica tool prints that are not its error: progress, notes, warnings, and the lines
@@ -269,12 +257,5 @@ mod tests {
                 .unwrap()
                 .contains("refused the credentials"));
         }
-    }
-
-    #[test]
-    fn statuses_as_a_shell_reports_them() {
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(shell_status(ExitStatus::from_raw(3 << 8)), 3);
-        assert_eq!(shell_status(ExitStatus::from_raw(25)), 153);
     }
 }

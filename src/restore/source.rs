@@ -81,10 +81,10 @@ impl Source {
             let dir = at.dir.ok_or_else(|| {
                 usage("--latest needs the backup directory: pass --dir or set BACKUP_DIR")
             })?;
-            let names = prune::archives(dir, at.prefix)?.into_iter().map(|a| a.name);
-            let newest = newest(at.prefix, names)
+            let newest = prune::archives(dir, at.prefix)?
+                .pop()
                 .ok_or_else(|| Fail::new(format!("no archive in {}", dir.display())))?;
-            return Ok(Source::File(dir.join(newest)));
+            return Ok(Source::File(dir.join(newest.name)));
         }
         let Some(arg) = arg else {
             return Err(usage("name an archive, or pass --latest"));
@@ -150,13 +150,10 @@ impl Source {
 /// A download in progress.
 pub type Fetch = JoinHandle<Result<()>>;
 
-/// The newest of our archive names (oldest first by the UTC time in the name, then the
-/// same-minute suffix, as bica-prune and `list` order them).
+/// The newest of our archive names, in bica-prune's order (the UTC time in the name, then the
+/// same-minute suffix).
 fn newest(prefix: &str, names: impl Iterator<Item = String>) -> Option<String> {
-    names
-        .filter_map(|n| prune::parse_name(prefix, &n))
-        .max_by(|a, b| (a.time, a.seq, &a.name).cmp(&(b.time, b.seq, &b.name)))
-        .map(|a| a.name)
+    prune::in_time_order(prefix, names).pop().map(|a| a.name)
 }
 
 /// A kernel pipe (bounded: the writer waits while the reader is behind).
