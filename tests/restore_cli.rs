@@ -452,6 +452,16 @@ fn big() -> &'static Big {
     })
 }
 
+/// bica-restore restoring the big archive into `target`, started, its stderr piped.
+fn restore_big(big: &Big, target: &str) -> std::process::Child {
+    let archive = big.archive.to_str().unwrap();
+    let key = big.key.to_str().unwrap();
+    bica_restore(&["restore", archive, "-i", key, "--into", target])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 // Guards: a restore streams: the archive is decrypted and unpacked into pg_restore as it is
 // read, and bica-restore's peak RSS (wait4's ru_maxrss) stays under 64 MiB (13 MiB measured)
 // for 400,000 rows of about 300 bytes; the rows all arrive.
@@ -460,17 +470,7 @@ fn a_restore_streams_in_bounded_memory() {
     let big = big();
     let dump_bytes = fs::metadata(&big.archive).unwrap().len();
     let target = unique_name("rb_big_into");
-    let child = bica_restore(&[
-        "restore",
-        big.archive.to_str().unwrap(),
-        "-i",
-        big.key.to_str().unwrap(),
-        "--into",
-        &target,
-    ])
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = restore_big(big, &target);
     let pid = child.id() as libc::pid_t;
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.unwrap(), &mut stderr).unwrap();
@@ -511,17 +511,7 @@ fn a_restore_streams_in_bounded_memory() {
 fn a_stopped_restore_drops_the_database_it_created() {
     let big = big();
     let target = unique_name("rb_big_stopped");
-    let child = bica_restore(&[
-        "restore",
-        big.archive.to_str().unwrap(),
-        "-i",
-        big.key.to_str().unwrap(),
-        "--into",
-        &target,
-    ])
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = restore_big(big, &target);
     let pid = child.id();
     wait_until("the restore's psql", 60, || {
         (db_exists(&target) && !child_pids_named(pid, "psql").is_empty()).then_some(())
